@@ -1,0 +1,461 @@
+"""Installation state and installation, over any connection that can run SQL.
+
+``read_catalog`` asks Postgres about every pgtrigger trigger in one query. ``plan_*``
+functions turn compiled triggers plus that catalog into statuses and SQL; ``apply`` sends the
+SQL in one batch inside a savepoint, so a run is all or nothing, and when it fails it finds
+and names the trigger at fault. Integrations supply an ``Executor`` for their connections;
+``DbapiExecutor`` serves plain psycopg 2/3 connections.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pgtrigger import compiler, sqltext
+from pgtrigger.errors import InstallationError
+
+INSTALLED = "INSTALLED"
+UNINSTALLED = "UNINSTALLED"
+OUTDATED = "OUTDATED"
+PRUNE = "PRUNE"
+UNALLOWED = "UNALLOWED"
+
+#: pgtrigger supports the PostgreSQL versions that know ``pg_trigger.tgparentid``.
+MIN_SERVER_VERSION = 130000
+
+
+class Executor(Protocol):
+    """Runs parameterless SQL on one connection, inside the caller's transaction."""
+
+    def fetch(self, sql: str) -> list[tuple[Any, ...]]: ...
+
+    def execute(self, sql: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class InstalledTrigger:
+    """A ``pgtrigger_`` trigger found in the catalog."""
+
+    schema: str
+    table: str
+    pgid: str
+    hash: str | None
+    enabled: bool
+    visible: bool
+    function_schema: str | None
+    function_name: str | None
+    #: How many triggers (of any kind) execute that function.
+    function_users: int
+
+    @property
+    def quoted_table(self) -> str:
+        return sqltext.qualified(self.schema, self.table)
+
+    def drop_sql(self) -> str:
+        """Drop the trigger, and its function when nothing else uses it."""
+        sql = f"DROP TRIGGER IF EXISTS {sqltext.ident(self.pgid)} ON {self.quoted_table};"
+        if (
+            self.function_name == self.pgid
+            and self.function_schema is not None
+            and self.function_users <= 1
+        ):
+            function = sqltext.qualified(self.function_schema, self.function_name)
+            sql += f"\nDROP FUNCTION IF EXISTS {function}();"
+        return sql
+
+
+@dataclass(frozen=True)
+class Catalog:
+    server_version: int
+    search_path: str
+    triggers: tuple[InstalledTrigger, ...]
+    #: (schema, table) -> visible on the search path, for the tables asked about.
+    tables: dict[tuple[str, str], bool] = field(default_factory=dict)
+
+    def find(self, schema: str, table: str, pgid: str) -> InstalledTrigger | None:
+        return self._index().get((schema, table, pgid))
+
+    def _index(self) -> dict[tuple[str, str, str], InstalledTrigger]:
+        cached = self.__dict__.get("_by_key")
+        if cached is None:
+            cached = {(t.schema, t.table, t.pgid): t for t in self.triggers}
+            object.__setattr__(self, "_by_key", cached)
+        return cached
+
+    def visible_schema(self, table: str) -> str | None:
+        """The schema an unqualified ``table`` resolves to on the search path."""
+        for (schema, name), visible in self.tables.items():
+            if name == table and visible:
+                return schema
+        return None
+
+
+def _catalog_sql(table_names: Iterable[str]) -> str:
+    names = sorted(set(table_names))
+    array = "ARRAY[" + ", ".join(sqltext.string(n) for n in names) + "]::text[]" if names else (
+        "ARRAY[]::text[]"
+    )
+    return f"""
+SELECT current_setting('server_version_num')::int,
+       current_setting('search_path'),
+       (SELECT coalesce(json_agg(json_build_array(
+                   n.nspname, c.relname, t.tgname, obj_description(t.oid, 'pg_trigger'),
+                   t.tgenabled <> 'D', pg_table_is_visible(c.oid), pn.nspname, p.proname,
+                   (SELECT count(*) FROM pg_trigger u WHERE u.tgfoid = t.tgfoid)
+               )), '[]')::text
+          FROM pg_trigger t
+          JOIN pg_class c ON c.oid = t.tgrelid
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+          LEFT JOIN pg_proc p ON p.oid = t.tgfoid
+          LEFT JOIN pg_namespace pn ON pn.oid = p.pronamespace
+         WHERE t.tgname LIKE 'pgtrigger\\_%' AND NOT t.tgisinternal AND t.tgparentid = 0),
+       (SELECT coalesce(json_agg(json_build_array(n.nspname, c.relname, pg_table_is_visible(c.oid))),
+                        '[]')::text
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relname = ANY({array}) AND c.relkind IN ('r', 'p', 'v', 'f', 'm'))
+"""
+
+
+def read_catalog(executor: Executor, table_names: Iterable[str] = ()) -> Catalog:
+    """Every pgtrigger trigger in the database, and where ``table_names`` live: one query."""
+    try:
+        rows = executor.fetch(_catalog_sql(table_names))
+    except Exception as exc:
+        if "tgparentid" in str(exc):
+            raise InstallationError(
+                "pgtrigger needs PostgreSQL 13 or newer (pg_trigger.tgparentid is missing)"
+            ) from exc
+        raise
+    version, search_path, triggers_json, tables_json = rows[0]
+    triggers = tuple(
+        InstalledTrigger(
+            schema=row[0],
+            table=row[1],
+            pgid=row[2],
+            hash=row[3],
+            enabled=bool(row[4]),
+            visible=bool(row[5]),
+            function_schema=row[6],
+            function_name=row[7],
+            function_users=int(row[8]),
+        )
+        for row in json.loads(triggers_json)
+    )
+    tables = {(row[0], row[1]): bool(row[2]) for row in json.loads(tables_json)}
+    return Catalog(int(version), search_path, triggers, tables)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A compiled trigger and the URI it was declared under."""
+
+    uri: str
+    compiled: compiler.Trigger
+    #: False when a router or setting keeps this trigger out of this database (UNALLOWED).
+    allowed: bool = True
+
+
+@dataclass(frozen=True)
+class Status:
+    """One line of ``ls``: a declared trigger in one schema, or an orphan to prune."""
+
+    uri: str | None
+    schema: str | None
+    table: str
+    pgid: str
+    status: str
+    enabled: bool | None
+    target: Target | None = None
+    installed: InstalledTrigger | None = None
+
+
+def _placements(target: Target, catalog: Catalog, schemas: Sequence[str] | None) -> list[str | None]:
+    """The schemas where ``target`` should live (None: its table does not exist)."""
+    compiled = target.compiled
+    if compiled.schema is not None:
+        return [compiled.schema] if not schemas or compiled.schema in schemas else []
+    if schemas:
+        found = [s for s in schemas if (s, compiled.table_name) in catalog.tables]
+        return list(found) or [None]
+    return [catalog.visible_schema(compiled.table_name)]
+
+
+def statuses(
+    catalog: Catalog,
+    targets: Sequence[Target],
+    schemas: Sequence[str] | None = None,
+    include_prune: bool = True,
+) -> list[Status]:
+    """Installation status of each target (per schema), then the orphans to prune."""
+    result: list[Status] = []
+    claimed: set[tuple[str, str, str]] = set()
+    for target in targets:
+        compiled = target.compiled
+        for schema in _placements(target, catalog, schemas):
+            installed = (
+                catalog.find(schema, compiled.table_name, compiled.pgid) if schema else None
+            )
+            if installed is not None:
+                claimed.add((installed.schema, installed.table, installed.pgid))
+            if not target.allowed:
+                status, enabled = UNALLOWED, None
+            elif installed is None:
+                status, enabled = UNINSTALLED, None
+            else:
+                status = INSTALLED if installed.hash == compiled.hash else OUTDATED
+                enabled = installed.enabled
+            result.append(
+                Status(target.uri, schema, compiled.table_name, compiled.pgid, status, enabled,
+                       target, installed)
+            )
+    if include_prune:
+        result.extend(prunable(catalog, claimed, schemas))
+    return result
+
+
+def prunable(
+    catalog: Catalog, claimed: set[tuple[str, str, str]], schemas: Sequence[str] | None
+) -> list[Status]:
+    """pgtrigger triggers no target claims, in the schemas asked for (default: search path)."""
+    orphans = []
+    for trig in catalog.triggers:
+        in_scope = trig.schema in schemas if schemas else trig.visible
+        if in_scope and (trig.schema, trig.table, trig.pgid) not in claimed:
+            orphans.append(
+                Status(None, trig.schema, trig.table, trig.pgid, PRUNE, trig.enabled, None, trig)
+            )
+    return orphans
+
+
+@dataclass
+class Step:
+    """SQL for one trigger, with the label an error would name."""
+
+    label: str
+    sql: str
+
+
+def _in_schema(sql: str, schema: str | None, table: str, catalog: Catalog) -> str:
+    """Run unqualified SQL with ``schema`` first on the search path, then restore it."""
+    if schema is None or catalog.visible_schema(table) == schema:
+        return sql
+    return (
+        f"SELECT set_config('search_path', {sqltext.string(sqltext.ident(schema))}, true);\n"
+        f"{sql}\n"
+        f"SELECT set_config('search_path', {sqltext.string(catalog.search_path)}, true);"
+    )
+
+
+def install_steps(
+    catalog: Catalog, found: Sequence[Status], force: bool = False
+) -> list[Step]:
+    steps = []
+    for row in found:
+        if row.target is None or row.status == UNALLOWED:
+            continue
+        if row.status == INSTALLED and not force:
+            continue
+        compiled = row.target.compiled
+        if row.schema is None and compiled.schema is None:
+            raise InstallationError(
+                f'Cannot install trigger "{row.target.uri}": table "{compiled.table_name}"'
+                " does not exist on the search path"
+            )
+        sql = compiled.install_sql_for(catalog.server_version)
+        if compiled.schema is None:
+            sql = _in_schema(sql, row.schema, compiled.table_name, catalog)
+        steps.append(Step(f'trigger "{row.target.uri}" on table "{row.schema}.{row.table}"', sql))
+    return steps
+
+
+def drop_steps(found: Sequence[Status]) -> list[Step]:
+    return [
+        Step(f'trigger "{row.uri or row.pgid}" on table "{row.schema}.{row.table}"',
+             row.installed.drop_sql())
+        for row in found
+        if row.installed is not None and row.status != UNALLOWED
+    ]
+
+
+def toggle_steps(found: Sequence[Status], enable: bool) -> list[Step]:
+    verb = "ENABLE" if enable else "DISABLE"
+    return [
+        Step(
+            f'trigger "{row.uri}" on table "{row.schema}.{row.table}"',
+            f"ALTER TABLE {row.installed.quoted_table} {verb} TRIGGER {sqltext.ident(row.pgid)};",
+        )
+        for row in found
+        if row.installed is not None and row.target is not None and row.status != UNALLOWED
+    ]
+
+
+def apply(executor: Executor, steps: Sequence[Step], lock_timeout: str | None = None) -> int:
+    """Run all steps in one batch inside a savepoint; on failure, name the step at fault.
+
+    Returns the number of steps run. Must run inside a transaction (the caller's).
+    """
+    if not steps:
+        return 0
+    prelude = ""
+    if lock_timeout is not None:
+        prelude = f"SELECT set_config('lock_timeout', {sqltext.string(str(lock_timeout))}, true);\n"
+    batch = "\n".join(step.sql for step in steps)
+    try:
+        executor.execute(
+            f"SAVEPOINT pgtrigger_apply;\n{prelude}{batch}\nRELEASE SAVEPOINT pgtrigger_apply;"
+        )
+    except Exception as exc:
+        executor.execute("ROLLBACK TO SAVEPOINT pgtrigger_apply")
+        culprit = _find_culprit(executor, steps, prelude)
+        executor.execute("ROLLBACK TO SAVEPOINT pgtrigger_apply; RELEASE SAVEPOINT pgtrigger_apply")
+        what = culprit.label if culprit else f"one of {len(steps)} triggers"
+        raise InstallationError(f"Failed on {what}: {_first_line(exc)}") from exc
+    return len(steps)
+
+
+def _find_culprit(executor: Executor, steps: Sequence[Step], prelude: str) -> Step | None:
+    if prelude:
+        executor.execute(prelude)
+    for step in steps:
+        try:
+            executor.execute(f"SAVEPOINT pgtrigger_step;\n{step.sql}\nRELEASE SAVEPOINT pgtrigger_step;")
+        except Exception:
+            executor.execute("ROLLBACK TO SAVEPOINT pgtrigger_step")
+            return step
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _table_names(targets: Sequence[Target]) -> list[str]:
+    return [t.compiled.table_name for t in targets]
+
+
+def ls(
+    executor: Executor, targets: Sequence[Target], schemas: Sequence[str] | None = None
+) -> list[Status]:
+    """Status of every target, then the orphans to prune: one catalog query."""
+    return statuses(read_catalog(executor, _table_names(targets)), targets, schemas)
+
+
+def install(
+    executor: Executor,
+    targets: Sequence[Target],
+    *,
+    schemas: Sequence[str] | None = None,
+    force: bool = False,
+    prune: bool = False,
+    lock_timeout: str | None = None,
+) -> list[Status]:
+    """Install what is missing or outdated (everything with ``force``); prune orphans if asked.
+
+    Returns the statuses read before installing. Two round trips when anything changes.
+    """
+    catalog = read_catalog(executor, _table_names(targets))
+    found = statuses(catalog, targets, schemas, include_prune=prune)
+    steps = install_steps(catalog, [row for row in found if row.target is not None], force)
+    if prune:
+        steps += drop_steps([row for row in found if row.status == PRUNE])
+    apply(executor, steps, lock_timeout)
+    return found
+
+
+def uninstall(
+    executor: Executor,
+    targets: Sequence[Target],
+    *,
+    schemas: Sequence[str] | None = None,
+    prune: bool = False,
+    lock_timeout: str | None = None,
+) -> list[Status]:
+    """Drop the targets' triggers (and their functions); prune orphans too if asked."""
+    catalog = read_catalog(executor, _table_names(targets))
+    found = statuses(catalog, targets, schemas, include_prune=prune)
+    apply(executor, drop_steps(found), lock_timeout)
+    return found
+
+
+def set_enabled(
+    executor: Executor,
+    targets: Sequence[Target],
+    enabled: bool,
+    *,
+    schemas: Sequence[str] | None = None,
+    lock_timeout: str | None = None,
+) -> list[Status]:
+    """Enable or disable the targets' installed triggers."""
+    catalog = read_catalog(executor, _table_names(targets))
+    found = statuses(catalog, targets, schemas, include_prune=False)
+    apply(executor, toggle_steps(found, enabled), lock_timeout)
+    return found
+
+
+def prune(
+    executor: Executor,
+    targets: Sequence[Target],
+    *,
+    schemas: Sequence[str] | None = None,
+    lock_timeout: str | None = None,
+) -> list[Status]:
+    """Drop pgtrigger triggers that no target declares, in the schemas asked for."""
+    catalog = read_catalog(executor, _table_names(targets))
+    orphans = [row for row in statuses(catalog, targets, schemas) if row.status == PRUNE]
+    apply(executor, drop_steps(orphans), lock_timeout)
+    return orphans
+
+
+class DbapiExecutor:
+    """An ``Executor`` over a psycopg 3 or psycopg2 connection."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    def fetch(self, sql: str) -> list[tuple[Any, ...]]:
+        with contextlib.closing(self.connection.cursor()) as cursor:
+            cursor.execute(sql)
+            return list(cursor.fetchall())
+
+    def execute(self, sql: str) -> None:
+        with contextlib.closing(self.connection.cursor()) as cursor:
+            cursor.execute(sql)
+
+
+@contextlib.contextmanager
+def dbapi_transaction(connection: Any) -> Iterator[DbapiExecutor]:
+    """A transaction on a DB-API connection: committed on success, rolled back on error.
+
+    Inside a transaction the caller already opened, nothing is committed here (psycopg 3
+    nests with a savepoint; psycopg2 leaves the outer transaction alone).
+    """
+    executor = DbapiExecutor(connection)
+    if hasattr(connection, "transaction"):  # psycopg 3
+        with connection.transaction():
+            yield executor
+        return
+    autocommit = bool(getattr(connection, "autocommit", False))
+    if autocommit:
+        executor.execute("BEGIN")
+    else:
+        status = connection.get_transaction_status()  # psycopg2
+        if status != 0:  # already in a transaction: the caller commits
+            yield executor
+            return
+    try:
+        yield executor
+    except BaseException:
+        if autocommit:
+            executor.execute("ROLLBACK")
+        else:
+            connection.rollback()
+        raise
+    if autocommit:
+        executor.execute("COMMIT")
+    else:
+        connection.commit()

@@ -1,0 +1,34 @@
+"""One exception hierarchy for every part of pgtrigger.
+
+Definition problems subclass ``ValueError`` (what django-pgtrigger raised, so existing
+``except ValueError`` blocks keep working); unknown URIs subclass ``LookupError``.
+"""
+
+from __future__ import annotations
+
+
+class PgTriggerError(Exception):
+    """Base class of every error pgtrigger raises on purpose."""
+
+
+class DefinitionError(PgTriggerError, ValueError):
+    """A trigger (or one of its clauses) is defined in a way Postgres would reject."""
+
+
+class CompileError(DefinitionError):
+    """A trigger does not fit the table it is compiled for (unknown field, bad value...)."""
+
+
+class UnknownTriggerError(PgTriggerError, LookupError):
+    """A trigger URI names no registered trigger."""
+
+
+class RegistrationError(PgTriggerError, KeyError):
+    """Two registered triggers clash (same URI with another definition, same pgid)."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class InstallationError(PgTriggerError):
+    """Installing, uninstalling or pruning triggers failed; names the trigger at fault."""

@@ -1,0 +1,208 @@
+"""What the compiler knows about a table: the contract between the core and an integration.
+
+An integration (SQLAlchemy, Django) turns its own table or model into a ``TableDescription``;
+the compiler never looks at ORM objects itself. Integrations register a *describer* so that
+trigger hooks written for django-pgtrigger (``get_func(self, model)``) still receive the
+ORM object while the core works from the description.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pgtrigger import sqltext
+from pgtrigger.errors import CompileError
+
+if TYPE_CHECKING:
+    from pgtrigger.conditions import Q
+
+TEMPLATES = ("v1", "v2")
+
+
+@dataclass(frozen=True)
+class FieldDescription:
+    """One column as a trigger sees it."""
+
+    name: str
+    column: str
+    nullable: bool = True
+    #: Maintained automatically on write (Django ``auto_now``); ``exclude_auto`` skips it.
+    auto_timestamp: bool = False
+    #: SQL type, when known (informational, and for casts the compiler may need).
+    sql_type: str | None = None
+    #: Many-to-many style attributes have no column on this table and cannot be used.
+    many_to_many: bool = False
+    #: The integration's own field object, handed to ``Func`` templates as ``fields.<name>``.
+    source: Any = None
+
+
+@dataclass(frozen=True)
+class TableDescription:
+    """A table as the compiler needs it. Build one directly, or let an integration do it."""
+
+    name: str
+    fields: tuple[FieldDescription, ...] = ()
+    schema: str | None = None
+    #: Column names of the primary key (several for a composite key).
+    primary_key: tuple[str, ...] = ()
+    #: The URI prefix: ``app_label.Model`` (Django), ``table`` or ``schema.table`` (SQLAlchemy).
+    label: str | None = None
+    #: Default install template for this table's triggers.
+    template: str = "v2"
+    #: Schema holding django-pgtrigger's ``_pgtrigger_should_ignore`` (v1 only).
+    ignore_func_schema: str = "public"
+    #: The table name exactly as django-pgtrigger spelled it (``db_table``), for v1 text.
+    legacy_name: str | None = None
+    #: ``meta`` for ``Func`` templates (Django's ``_meta``); defaults to this description.
+    meta: Any = None
+    #: The ORM object described (model class, ``Table``), if any.
+    target: Any = None
+    #: Integration hook compiling a ``Q`` to SQL (Django compiles through its own ORM).
+    q_compiler: Callable[[Q, TableDescription], str] | None = None
+    #: Is this a view (INSTEAD OF triggers) or a partitioned table?
+    kind: str = "table"
+
+    def __post_init__(self) -> None:
+        if self.template not in TEMPLATES:
+            raise CompileError(
+                f"Unknown install template {self.template!r} for table {self.name!r};"
+                f" expected one of {', '.join(TEMPLATES)}"
+            )
+        sqltext.ident(self.name, "table name")
+        if self.schema is not None:
+            sqltext.ident(self.schema, "schema name")
+        for fld in self.fields:
+            sqltext.ident(fld.column, f"column of field {fld.name!r} on table {self.name!r}")
+
+    # -- naming -----------------------------------------------------------------------------
+    @property
+    def uri_prefix(self) -> str:
+        if self.label:
+            return self.label
+        return f"{self.schema}.{self.name}" if self.schema else self.name
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.schema}.{self.name}" if self.schema else self.name
+
+    @property
+    def sql_name(self) -> str:
+        """The quoted, schema-qualified table name."""
+        return sqltext.qualified(self.schema, self.name)
+
+    @property
+    def v1_name(self) -> str:
+        """The ``table`` argument django-pgtrigger's v1 template would have received."""
+        if self.legacy_name is not None:
+            return self.legacy_name
+        if '"' in self.name or (self.schema and '"' in self.schema):
+            return self.sql_name
+        return f'{self.schema}"."{self.name}' if self.schema else self.name
+
+    # -- fields -----------------------------------------------------------------------------
+    @property
+    def field_names(self) -> list[str]:
+        return [f.name for f in self.fields if not f.many_to_many]
+
+    def field(self, name: str, what: str = "field") -> FieldDescription:
+        """Find a field by attribute name, else by column name; explain what exists if absent."""
+        for fld in self.fields:
+            if fld.name == name:
+                return self._usable(fld, what)
+        by_column = [fld for fld in self.fields if fld.column == name]
+        if len(by_column) == 1:
+            return self._usable(by_column[0], what)
+        known = sorted({f.name for f in self.fields} | {f.column for f in self.fields})
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise CompileError(
+            f"{what} {name!r} is not a field of table {self.display_name!r}{hint}"
+            f" (fields: {', '.join(self.field_names) or 'none'})"
+        )
+
+    def _usable(self, fld: FieldDescription, what: str) -> FieldDescription:
+        if fld.many_to_many:
+            raise CompileError(
+                f"{what} {fld.name!r} of table {self.display_name!r} is a many-to-many field;"
+                " it has no column on this table and cannot be used in a trigger"
+            )
+        return fld
+
+    def primary_key_columns(self) -> tuple[str, ...]:
+        if not self.primary_key:
+            raise CompileError(f"Table {self.display_name!r} has no primary key")
+        return self.primary_key
+
+    # -- Func templates ---------------------------------------------------------------------
+    def template_context(self) -> dict[str, Any]:
+        """``meta``, ``fields`` and ``columns`` for ``Func`` templates."""
+        fields = AttrDict({f.name: (f.source if f.source is not None else f) for f in self.fields})
+        columns = AttrDict({f.name: f.column for f in self.fields})
+        meta = self.meta if self.meta is not None else _DefaultMeta(self)
+        return {"meta": meta, "fields": fields, "columns": columns}
+
+
+class AttrDict(dict):  # type: ignore[type-arg]
+    """A dict whose keys are also attributes (``{columns.status}`` in a Func template)."""
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+
+@dataclass(frozen=True)
+class _DefaultMeta:
+    """``{meta.db_table}`` and friends for tables that are not Django models."""
+
+    table: TableDescription
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def db_table(self) -> str:
+        return self.table.v1_name
+
+    @property
+    def table_name(self) -> str:
+        return self.table.name
+
+    @property
+    def schema(self) -> str | None:
+        return self.table.schema
+
+    @property
+    def sql_name(self) -> str:
+        return self.table.sql_name
+
+    @property
+    def pk_columns(self) -> tuple[str, ...]:
+        return self.table.primary_key
+
+
+Describer = Callable[[Any], "TableDescription | None"]
+_describers: list[Describer] = []
+
+
+def register_describer(describer: Describer) -> Describer:
+    """Let an integration turn its own objects (models, tables) into descriptions."""
+    if describer not in _describers:
+        _describers.append(describer)
+    return describer
+
+
+def describe(target: Any) -> TableDescription:
+    """The description of ``target``: a TableDescription, or an object an integration knows."""
+    if isinstance(target, TableDescription):
+        return target
+    for describer in _describers:
+        found = describer(target)
+        if found is not None:
+            return found
+    raise CompileError(
+        f"Cannot compile a trigger for {target!r}: pass a pgtrigger.TableDescription, or an"
+        " object of an installed integration (a SQLAlchemy Table or mapped class, a Django model)"
+    )

@@ -1,0 +1,390 @@
+"""The trigger model: ``Trigger`` (free-form PL/pgSQL) and ``Func`` templates.
+
+Attributes, defaults and hook methods follow django-pgtrigger, so subclasses written for it
+(django-pghistory's, users' own) keep working. Hooks receive ``model``: whatever the
+integration registered the trigger on (a Django model, a SQLAlchemy table or a plain
+``TableDescription``); the core works from ``describe(model)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import hashlib
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from pgtrigger import compiler, sqltext
+from pgtrigger.clauses import (
+    After,
+    Before,
+    Delete,
+    InsteadOf,
+    Insert,
+    Level,
+    Operation,
+    Referencing,
+    Row,
+    Statement,
+    Timing,
+    Truncate,
+    UpdateOf,
+    When,
+    coerce_clause,
+)
+from pgtrigger.conditions import Condition
+from pgtrigger.errors import CompileError, DefinitionError
+from pgtrigger.table import TEMPLATES, TableDescription, describe
+
+_compiling_template: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "pgtrigger_compiling_template", default=None
+)
+
+
+def compiling_template(model: Any) -> str:
+    """The template being compiled for: lets ``get_func`` hooks emit v1-exact text."""
+    return _compiling_template.get() or describe(model).template
+
+
+#: "pgtrigger_" + name + "_" + 5 hex digits must fit Postgres' 63-byte identifiers.
+MAX_NAME_LENGTH = 47
+_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
+
+
+class Func:
+    """A function body template with access to ``meta``, ``fields`` and ``columns``.
+
+    ``Func("UPDATE {meta.db_table} SET {columns.total} = 0 ...")``; Composer adds
+    ``cond_old_values``, ``cond_new_values`` and ``cond_joined_values`` at statement level.
+    """
+
+    def __init__(self, func: str) -> None:
+        if not isinstance(func, str):
+            raise DefinitionError(f"Func() takes a SQL template string, got {func!r}")
+        self.func = func
+
+    def render(self, **kwargs: Any) -> str:
+        try:
+            return self.func.format(**kwargs)
+        except (KeyError, AttributeError, IndexError) as exc:
+            raise CompileError(
+                f"Func template refers to {exc} which is not available; available:"
+                f" {', '.join(sorted(kwargs))} (write literal braces as {{{{ and }}}})"
+            ) from None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Func) and other.func == self.func
+
+    def __hash__(self) -> int:
+        return hash(("Func", self.func))
+
+    def __repr__(self) -> str:
+        return f"pgtrigger.Func({self.func!r})"
+
+
+def format_sql(sql: str) -> str:
+    """One line, each source line stripped (django-pgtrigger's layout; v1 hashes depend on it)."""
+    return " ".join(line.strip() for line in sql.split("\n") if line.strip()).strip()
+
+
+class Trigger:
+    """A trigger with a free-form PL/pgSQL function, or the base of a ready-made trigger."""
+
+    name: str | None = None
+    level: Level = Row
+    when: When | None = None
+    operation: Operation | None = None
+    condition: Condition | None = None
+    referencing: Referencing | None = None
+    func: Any = None
+    declare: list[tuple[str, str]] | None = None
+    timing: Timing | None = None
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        level: Level | None = None,
+        when: When | None = None,
+        operation: Operation | None = None,
+        condition: Condition | None = None,
+        referencing: Referencing | None = None,
+        func: Any = None,
+        declare: list[tuple[str, str]] | None = None,
+        timing: Timing | None = None,
+    ) -> None:
+        self.name = name or self.name
+        label = self.name or type(self).__name__
+        self.level = coerce_clause(level or self.level, Level, "level", label)
+        self.when = coerce_clause(when or self.when, When, "when", label)
+        self.operation = coerce_clause(operation or self.operation, Operation, "operation", label)
+        self.condition = condition or self.condition
+        self.referencing = referencing or self.referencing
+        self.func = func or self.func
+        self.declare = declare or self.declare
+        self.timing = coerce_clause(timing or self.timing, Timing, "timing", label)
+        self.validate()
+
+    # -- validation ---------------------------------------------------------------------------
+    def _error(self, message: str) -> DefinitionError:
+        return DefinitionError(f'Trigger "{self.name or type(self).__name__}": {message}')
+
+    def validate(self) -> None:
+        """Reject definitions Postgres would refuse, naming the attribute at fault."""
+        if not self.name:
+            raise DefinitionError(f'{type(self).__name__} trigger must have "name" attribute')
+        self.validate_name()
+        if not isinstance(self.level, Level):
+            raise self._error(f'Invalid "level" attribute: {self.level}')
+        if not isinstance(self.when, When):
+            raise self._error(f'Invalid "when" attribute: {self.when}')
+        if not isinstance(self.operation, Operation):
+            raise self._error(f'Invalid "operation" attribute: {self.operation}')
+        if self.timing is not None and not isinstance(self.timing, Timing):
+            raise self._error(f'Invalid "timing" attribute: {self.timing}')
+        if self.condition is not None and not isinstance(self.condition, Condition):
+            raise self._error(
+                f'Invalid "condition" attribute: {self.condition!r}; use pgtrigger.Q,'
+                " pgtrigger.Condition or a change condition such as pgtrigger.AnyChange()"
+            )
+        if self.referencing is not None and not isinstance(self.referencing, Referencing):
+            raise self._error(f'Invalid "referencing" attribute: {self.referencing!r}')
+        if self.declare is not None:
+            for item in self.declare:
+                if not (
+                    isinstance(item, (tuple, list))
+                    and len(item) == 2
+                    and all(isinstance(part, str) and part for part in item)
+                ):
+                    raise self._error(
+                        f'Invalid "declare" entry {item!r}; expected (variable name, SQL type)'
+                    )
+        events = {op.event for op in self.operation}
+        if self.level == Row and self.referencing:
+            raise self._error('Row-level triggers cannot have a "referencing" attribute')
+        if self.timing and self.level != Row:
+            raise self._error('Deferrable triggers must have "level" attribute as "pgtrigger.Row"')
+        if self.timing and self.when != After:
+            raise self._error('Deferrable triggers must have "when" attribute as "pgtrigger.After"')
+        if "TRUNCATE" in events and self.level == Row:
+            raise self._error(
+                'TRUNCATE triggers must be statement-level: set level=pgtrigger.Statement'
+            )
+        if self.when == InsteadOf:
+            if self.level != Row:
+                raise self._error('INSTEAD OF triggers must have "level" attribute as "pgtrigger.Row"')
+            if self.condition is not None:
+                raise self._error('INSTEAD OF triggers cannot have a "condition" attribute')
+            if any(isinstance(op, UpdateOf) for op in self.operation):
+                raise self._error("INSTEAD OF triggers cannot use UpdateOf (column lists)")
+        if self.referencing:
+            if self.when != After:
+                raise self._error(
+                    'Transition tables ("referencing") are only available to AFTER triggers'
+                )
+            if len(events) > 1:
+                raise self._error(
+                    'Transition tables ("referencing") cannot be used with more than one'
+                    f" operation ({self.operation})"
+                )
+            if any(isinstance(op, UpdateOf) for op in self.operation):
+                raise self._error('Transition tables ("referencing") cannot be used with UpdateOf')
+            if "TRUNCATE" in events:
+                raise self._error('TRUNCATE triggers cannot have a "referencing" attribute')
+            if self.referencing.old and events == {"INSERT"}:
+                raise self._error("INSERT triggers have no OLD transition table")
+            if self.referencing.new and events == {"DELETE"}:
+                raise self._error("DELETE triggers have no NEW transition table")
+
+    def validate_name(self) -> None:
+        name = self.name or ""
+        if not isinstance(name, str):
+            raise DefinitionError(f"Trigger name {name!r} must be a string")
+        if len(name) > MAX_NAME_LENGTH:
+            raise DefinitionError(f'Trigger name "{name}" > {MAX_NAME_LENGTH} characters.')
+        if not _NAME_RE.match(name):
+            raise DefinitionError(
+                f'Trigger name "{name}" has invalid characters.'
+                " Only alphanumeric characters, hyphens, and underscores are allowed."
+            )
+
+    def __str__(self) -> str:
+        return self.name or ""
+
+    def __repr__(self) -> str:
+        return f"<pgtrigger.{type(self).__name__} {self.name!r}>"
+
+    # -- identity -----------------------------------------------------------------------------
+    def get_uri(self, model: Any) -> str:
+        """``<label>:<name>``: ``app.Model:name`` (Django), ``[schema.]table:name`` (SQLAlchemy)."""
+        return f"{describe(model).uri_prefix}:{self.name}"
+
+    def get_pgid(self, model: Any) -> str:
+        """The name of the trigger (and its function) in Postgres."""
+        uri_hash = hashlib.sha1(self.get_uri(model).encode()).hexdigest()[:5]
+        pgid = f"pgtrigger_{self.name}_{uri_hash}"
+        if len(pgid) > 63:
+            raise DefinitionError(f'Trigger identifier "{pgid}" is greater than 63 chars')
+        # Postgres folds unquoted names to lower case; keep ids lower case everywhere.
+        return pgid.lower()
+
+    # -- hooks (django-pgtrigger's names and signatures) ---------------------------------------
+    def get_condition(self, model: Any) -> Condition | None:
+        return self.condition
+
+    def get_declare(self, model: Any) -> list[tuple[str, str]]:
+        return list(self.declare or [])
+
+    def get_func(self, model: Any) -> Any:
+        if not self.func:
+            raise self._error("Must define func attribute or implement get_func")
+        return self.func
+
+    def get_func_template_kwargs(self, model: Any) -> dict[str, Any]:
+        return describe(model).template_context()
+
+    def render_condition(self, model: Any) -> str:
+        condition = self.get_condition(model)
+        resolved = condition.resolve(model).strip() if condition else ""
+        if resolved:
+            if not resolved.startswith("("):
+                resolved = f"({resolved})"
+            resolved = f"WHEN {resolved}"
+        return resolved
+
+    def render_declare(self, model: Any) -> str:
+        declare = self.get_declare(model)
+        if not declare:
+            return ""
+        return "DECLARE " + " ".join(f"{var} {var_type};" for var, var_type in declare)
+
+    def render_execute(self, model: Any) -> str:
+        return f"{self.get_pgid(model)}()"
+
+    def render_func(self, model: Any) -> str:
+        func = self.get_func(model)
+        if isinstance(func, Func):
+            return func.render(**self.get_func_template_kwargs(model))
+        if not isinstance(func, str):
+            raise self._error(f'Invalid "func" attribute: {func!r}; expected SQL or pgtrigger.Func')
+        return func
+
+    def format_sql(self, sql: str) -> str:
+        return format_sql(sql)
+
+    # -- compiling ----------------------------------------------------------------------------
+    def compile(self, model: Any, template: str | None = None) -> compiler.Trigger:
+        """Compile for ``model`` with an install template (default: the table's)."""
+        table = describe(model)
+        template = template or table.template
+        if template not in TEMPLATES:
+            raise CompileError(f"Unknown install template {template!r}; expected v1 or v2")
+        token = _compiling_template.set(template)
+        try:
+            self._check_against(model, table)
+            sql = self.compile_v1(model, table) if template == "v1" else self.compile_v2(model, table)
+        except CompileError as exc:
+            message = str(exc)
+            prefix = f'Trigger "{self.name}" on table "{table.display_name}"'
+            raise CompileError(
+                message if message.startswith(prefix) else f"{prefix}: {message}"
+            ) from None
+        finally:
+            _compiling_template.reset(token)
+        return compiler.Trigger(name=self.name, sql=sql)
+
+    def _check_against(self, model: Any, table: TableDescription) -> None:
+        assert self.operation is not None
+        self.operation.render(table)  # UpdateOf fields must exist
+        if table.kind == "view" and self.when != InsteadOf and self.level == Row:
+            raise CompileError("row-level triggers on a view must be INSTEAD OF triggers")
+
+    def _check_condition(self, condition_sql: str) -> None:
+        if not condition_sql:
+            return
+        refs = sqltext.row_references(condition_sql)
+        events = {op.event for op in self.operation or ()}
+        if self.level == Statement and refs:
+            raise CompileError(
+                "statement-level conditions cannot refer to OLD or NEW rows"
+                " (use pgtrigger.Composer for conditions over transition tables)"
+            )
+        if "OLD" in refs and "INSERT" in events:
+            raise CompileError("the condition refers to OLD, which INSERT triggers do not have")
+        if "NEW" in refs and "DELETE" in events:
+            raise CompileError("the condition refers to NEW, which DELETE triggers do not have")
+
+    def ignore_func_name(self, table: TableDescription) -> str:
+        return f"{sqltext.legacy_quote(table.ignore_func_schema)}._pgtrigger_should_ignore"
+
+    def compile_v1(self, model: Any, table: TableDescription) -> compiler.UpsertSql:
+        """django-pgtrigger's template, fed exactly what django-pgtrigger fed it."""
+        condition = self.render_condition(model)
+        self._check_condition(condition)
+        return compiler.UpsertTriggerSql(
+            ignore_func_name=self.ignore_func_name(table),
+            pgid=self.get_pgid(model),
+            declare=self.render_declare(model),
+            func=self.render_func(model),
+            table=table.v1_name,
+            constraint="CONSTRAINT" if self.timing else "",
+            when=self.when,
+            operation=self.operation.render(table) if self.operation else "",
+            timing=f"DEFERRABLE INITIALLY {self.timing}" if self.timing else "",
+            referencing=self.referencing or "",
+            level=self.level,
+            condition=condition,
+            execute=self.render_execute(model),
+        )
+
+    def v2_condition(self, model: Any) -> str:
+        """The condition SQL for v2's WHEN clause (without the ``WHEN`` keyword)."""
+        rendered = self.render_condition(model)
+        return rendered[len("WHEN ") :] if rendered.startswith("WHEN ") else rendered
+
+    def v2_execute(self, model: Any) -> str | None:
+        """A built-in function to execute instead of the compiled one (None: our function)."""
+        return None
+
+    def compile_v2(self, model: Any, table: TableDescription) -> compiler.UpsertSql:
+        condition = self.v2_condition(model)
+        self._check_condition(condition)
+        return compiler.UpsertTriggerSqlV2(
+            pgid=self.get_pgid(model),
+            table=table.name,
+            schema=table.schema,
+            declare=self.render_declare(model),
+            func=self.render_func(model),
+            constraint="CONSTRAINT" if self.timing else "",
+            when=self.when,
+            operation=self.operation.render(table) if self.operation else "",
+            timing=f"DEFERRABLE INITIALLY {self.timing}" if self.timing else "",
+            referencing=self.referencing or "",
+            level=self.level,
+            condition=condition,
+            ignore="body" if self.when == InsteadOf else "when",
+            execute=self.v2_execute(model),
+        )
+
+    # -- registry and installation (dispatched to the integration that owns ``model``) -------
+    def register(self, *models: Any) -> contextlib.AbstractContextManager[None]:
+        from pgtrigger import registry
+
+        for model in models:
+            registry.set(self.get_uri(model), model=model, trigger=self)
+        return _cleanup_on_exit(lambda: self.unregister(*models))
+
+    def unregister(self, *models: Any) -> contextlib.AbstractContextManager[None]:
+        from pgtrigger import registry
+
+        for model in models:
+            registry.delete(self.get_uri(model))
+        return _cleanup_on_exit(lambda: self.register(*models))
+
+
+@contextlib.contextmanager
+def _cleanup_on_exit(cleanup: Any) -> Iterator[None]:
+    yield
+    cleanup()
+
