@@ -25,15 +25,15 @@ from pgtrigger.clauses import (
     When,
 )
 from pgtrigger.conditions import (
-    F,
-    Q,
     AllChange,
     AllDontChange,
     AnyChange,
     AnyDontChange,
     Condition,
+    F,
     IsDistinctFrom,
     IsNotDistinctFrom,
+    Q,
 )
 from pgtrigger.contrib import FSM, Composer, Protect, ReadOnly, SoftDelete, UpdateSearchVector
 from pgtrigger.engine import INSTALLED, OUTDATED, PRUNE, UNALLOWED, UNINSTALLED

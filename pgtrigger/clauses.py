@@ -34,7 +34,9 @@ class _Primitive:
         return f"pgtrigger.{type(self).__name__}({self.name!r})"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.name == self.name  # type: ignore[attr-defined]
+        return (
+            isinstance(other, _Primitive) and type(other) is type(self) and other.name == self.name
+        )
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self.name))

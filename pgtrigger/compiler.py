@@ -157,9 +157,10 @@ class UpsertTriggerSql(collections.UserString):
         args["pgid"] = sqltext.legacy_ident(pgid)
         if "execute" not in self.kwargs:
             args["execute"] = f"{args['pgid']}()"
-        self.hash = hash or hashlib.sha1(
-            self.get_template().format(**{**args, "hash": ""}).encode()
-        ).hexdigest()
+        self.hash = (
+            hash
+            or hashlib.sha1(self.get_template().format(**{**args, "hash": ""}).encode()).hexdigest()
+        )
         self.data = self.get_template().format(**{**args, "hash": self.hash})
         self.pgid = pgid
         self.table = table
@@ -375,7 +376,9 @@ class Trigger:
         return hash((self.name, str(self.sql)))
 
     def __repr__(self) -> str:
-        return f"<compiled trigger {self.name} {self.pgid} on {self.table} ({self.template_version})>"
+        return (
+            f"<compiled trigger {self.name} {self.pgid} on {self.table} ({self.template_version})>"
+        )
 
     @property
     def pgid(self) -> str:

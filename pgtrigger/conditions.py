@@ -230,10 +230,10 @@ class Q(Condition):
         return inverted
 
     def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, Q)
-            and (self.connector, self.negated, self.children)
-            == (other.connector, other.negated, other.children)
+        return isinstance(other, Q) and (self.connector, self.negated, self.children) == (
+            other.connector,
+            other.negated,
+            other.children,
         )
 
     def __hash__(self) -> int:
@@ -249,6 +249,14 @@ class Q(Condition):
         if table.q_compiler is not None:
             return table.q_compiler(self, table)
         return compile_q(self, table)
+
+
+def filter_q(key: str, value: Any) -> Q:
+    """``Q(**{key: value})`` for keys built at run time."""
+    _split_key(key)
+    q = Q()
+    q.children = [(key, value)]
+    return q
 
 
 def _split_key(key: str) -> tuple[str, str, str]:
@@ -369,20 +377,24 @@ class _Change(Condition):
         table = describe(model)
         what = f"{type(self).__name__} field"
         fields = [table.field(f, what=what).name for f in self.fields or []]
-        exclude = {table.field(f, what=f"{type(self).__name__} exclude").name for f in self.exclude or []}
+        exclude = {
+            table.field(f, what=f"{type(self).__name__} exclude").name for f in self.exclude or []
+        }
         model_fields = set(table.field_names)
         if self.exclude_auto:
             exclude |= {f.name for f in table.fields if f.auto_timestamp}
         chosen = sorted(f for f in (fields or model_fields) if f not in exclude)
         if not chosen:
-            raise CompileError(f"{type(self).__name__}: every field is excluded; nothing to compare")
+            raise CompileError(
+                f"{type(self).__name__}: every field is excluded; nothing to compare"
+            )
         if set(chosen) == model_fields and not self.all:
             expr = f"OLD.* {'IS DISTINCT FROM' if self.comparison == 'df' else 'IS NOT DISTINCT FROM'} NEW.*"
         else:
             reduce_op = operator.and_ if self.all else operator.or_
             q = functools.reduce(
                 reduce_op,
-                [Q(**{f"old__{name}__{self.comparison}": F(f"new__{name}")}) for name in chosen],
+                [filter_q(f"old__{name}__{self.comparison}", F(f"new__{name}")) for name in chosen],
             )
             expr = q.resolve(model)
         return f"NOT ({expr})" if self._negated else expr
@@ -394,7 +406,9 @@ class AnyChange(_Change):
     def __init__(
         self, *fields: str, exclude: list[str] | None = None, exclude_auto: bool | None = None
     ) -> None:
-        super().__init__(*fields, exclude=exclude, exclude_auto=exclude_auto, all=False, comparison="df")
+        super().__init__(
+            *fields, exclude=exclude, exclude_auto=exclude_auto, all=False, comparison="df"
+        )
 
 
 class AnyDontChange(_Change):
@@ -403,7 +417,9 @@ class AnyDontChange(_Change):
     def __init__(
         self, *fields: str, exclude: list[str] | None = None, exclude_auto: bool | None = None
     ) -> None:
-        super().__init__(*fields, exclude=exclude, exclude_auto=exclude_auto, all=False, comparison="ndf")
+        super().__init__(
+            *fields, exclude=exclude, exclude_auto=exclude_auto, all=False, comparison="ndf"
+        )
 
 
 class AllChange(_Change):
@@ -412,7 +428,9 @@ class AllChange(_Change):
     def __init__(
         self, *fields: str, exclude: list[str] | None = None, exclude_auto: bool | None = None
     ) -> None:
-        super().__init__(*fields, exclude=exclude, exclude_auto=exclude_auto, all=True, comparison="df")
+        super().__init__(
+            *fields, exclude=exclude, exclude_auto=exclude_auto, all=True, comparison="df"
+        )
 
 
 class AllDontChange(_Change):
@@ -421,4 +439,6 @@ class AllDontChange(_Change):
     def __init__(
         self, *fields: str, exclude: list[str] | None = None, exclude_auto: bool | None = None
     ) -> None:
-        super().__init__(*fields, exclude=exclude, exclude_auto=exclude_auto, all=True, comparison="ndf")
+        super().__init__(
+            *fields, exclude=exclude, exclude_auto=exclude_auto, all=True, comparison="ndf"
+        )

@@ -31,7 +31,7 @@ from pgtrigger.clauses import (
     UpdateOf,
     When,
 )
-from pgtrigger.conditions import Condition, F, Q
+from pgtrigger.conditions import Condition, F, filter_q
 from pgtrigger.errors import CompileError, DefinitionError
 from pgtrigger.table import TableDescription, describe
 from pgtrigger.triggers import Func, Trigger, compiling_template
@@ -74,7 +74,7 @@ class Composer(Trigger):
             if self.referencing and self.when != After:
                 raise self._error(
                     "statement-level Composer triggers read transition tables, which only"
-                    ' AFTER triggers have: set when=pgtrigger.After'
+                    " AFTER triggers have: set when=pgtrigger.After"
                 )
             if self.condition is not None and not self.referencing:
                 raise self._error(
@@ -239,14 +239,16 @@ class ReadOnly(Protect):
             protected: Condition = Condition("OLD.* IS DISTINCT FROM NEW.*")
         else:
             if self.exclude:
-                excluded = {table.field(f, what="ReadOnly exclude field").name for f in self.exclude}
+                excluded = {
+                    table.field(f, what="ReadOnly exclude field").name for f in self.exclude
+                }
                 names = [f for f in table.field_names if f not in excluded]
                 if not names:
                     raise CompileError("ReadOnly excludes every field; nothing left to protect")
             else:
                 names = [table.field(f, what="ReadOnly field").name for f in self.fields or []]
             protected = functools.reduce(
-                operator.or_, [Q(**{f"old__{n}__df": F(f"new__{n}")}) for n in names]
+                operator.or_, [filter_q(f"old__{n}__df", F(f"new__{n}")) for n in names]
             )
         if user_condition is None:
             return protected
@@ -346,9 +348,7 @@ class FSM(Trigger):
         )
         field_text = str(self.field).replace("%", "%%")
         message = message.replace(f'"{self.field}"', f'"{field_text}"', 1)
-        return (
-            f"RAISE EXCEPTION {sqltext.string(message)}, OLD.{col}, NEW.{col}, TG_TABLE_NAME;"
-        )
+        return f"RAISE EXCEPTION {sqltext.string(message)}, OLD.{col}, NEW.{col}, TG_TABLE_NAME;"
 
     def get_declare(self, model: Any) -> list[tuple[str, str]]:
         return [("_is_valid_transition", "BOOLEAN")] if self._django_expressible() else []
@@ -357,7 +357,9 @@ class FSM(Trigger):
         column = _column(model, self.field or "", "FSM field")
         if self._django_expressible():
             col = sqltext.legacy_quote(column)
-            uris = "{" + ",".join(f"{o}{self.separator}{n}" for o, n in self.transitions or []) + "}"
+            uris = (
+                "{" + ",".join(f"{o}{self.separator}{n}" for o, n in self.transitions or []) + "}"
+            )
             return self.format_sql(
                 f"""
                 SELECT CONCAT(OLD.{col}, '{self.separator}', NEW.{col}) = ANY('{uris}'::text[])
@@ -372,7 +374,7 @@ class FSM(Trigger):
                 ELSE
                     RETURN NEW;
                 END IF;
-                """  # noqa: E501
+                """
             )
         col = sqltext.ident(column)
         return (
@@ -497,13 +499,17 @@ class UpdateSearchVector(Trigger):
         self.config_name = config_name or self.config_name
         label = name or self.name or "UpdateSearchVector"
         if not self.vector_field:
-            raise DefinitionError(f'Trigger "{label}": Must provide "vector_field" to update search vector')
+            raise DefinitionError(
+                f'Trigger "{label}": Must provide "vector_field" to update search vector'
+            )
         if not self.document_fields or isinstance(self.document_fields, str):
             raise DefinitionError(
                 f'Trigger "{label}": Must provide "document_fields" to update search vector'
             )
         if not self.config_name:
-            raise DefinitionError(f'Trigger "{label}": Must provide "config_name" to update search vector')
+            raise DefinitionError(
+                f'Trigger "{label}": Must provide "config_name" to update search vector'
+            )
         super().__init__(name=name, operation=Insert | UpdateOf(*self.document_fields))
 
     def ignore(self, model: Any) -> None:
@@ -517,7 +523,9 @@ class UpdateSearchVector(Trigger):
 
     def render_execute(self, model: Any) -> str:
         table = describe(model)
-        document_cols = [table.field(f, what="document field").column for f in self.document_fields or []]
+        document_cols = [
+            table.field(f, what="document field").column for f in self.document_fields or []
+        ]
         vector_col = table.field(self.vector_field or "", what="vector field").column
         return (
             f"tsvector_update_trigger({sqltext.legacy_quote(vector_col)},"
@@ -527,7 +535,9 @@ class UpdateSearchVector(Trigger):
 
     def v2_execute(self, model: Any) -> str | None:
         table = describe(model)
-        document_cols = [table.field(f, what="document field").column for f in self.document_fields or []]
+        document_cols = [
+            table.field(f, what="document field").column for f in self.document_fields or []
+        ]
         vector_col = table.field(self.vector_field or "", what="vector field").column
         args = [vector_col, self.config_name, *document_cols]
         return f"tsvector_update_trigger({', '.join(sqltext.string(a) for a in args)})"

@@ -96,8 +96,10 @@ class Catalog:
 
 def _catalog_sql(table_names: Iterable[str]) -> str:
     names = sorted(set(table_names))
-    array = "ARRAY[" + ", ".join(sqltext.string(n) for n in names) + "]::text[]" if names else (
-        "ARRAY[]::text[]"
+    array = (
+        "ARRAY[" + ", ".join(sqltext.string(n) for n in names) + "]::text[]"
+        if names
+        else ("ARRAY[]::text[]")
     )
     return f"""
 SELECT current_setting('server_version_num')::int,
@@ -173,7 +175,9 @@ class Status:
     installed: InstalledTrigger | None = None
 
 
-def _placements(target: Target, catalog: Catalog, schemas: Sequence[str] | None) -> list[str | None]:
+def _placements(
+    target: Target, catalog: Catalog, schemas: Sequence[str] | None
+) -> list[str | None]:
     """The schemas where ``target`` should live (None: its table does not exist)."""
     compiled = target.compiled
     if compiled.schema is not None:
@@ -196,9 +200,7 @@ def statuses(
     for target in targets:
         compiled = target.compiled
         for schema in _placements(target, catalog, schemas):
-            installed = (
-                catalog.find(schema, compiled.table_name, compiled.pgid) if schema else None
-            )
+            installed = catalog.find(schema, compiled.table_name, compiled.pgid) if schema else None
             if installed is not None:
                 claimed.add((installed.schema, installed.table, installed.pgid))
             if not target.allowed:
@@ -209,8 +211,16 @@ def statuses(
                 status = INSTALLED if installed.hash == compiled.hash else OUTDATED
                 enabled = installed.enabled
             result.append(
-                Status(target.uri, schema, compiled.table_name, compiled.pgid, status, enabled,
-                       target, installed)
+                Status(
+                    target.uri,
+                    schema,
+                    compiled.table_name,
+                    compiled.pgid,
+                    status,
+                    enabled,
+                    target,
+                    installed,
+                )
             )
     if include_prune:
         result.extend(prunable(catalog, claimed, schemas))
@@ -250,9 +260,7 @@ def _in_schema(sql: str, schema: str | None, table: str, catalog: Catalog) -> st
     )
 
 
-def install_steps(
-    catalog: Catalog, found: Sequence[Status], force: bool = False
-) -> list[Step]:
+def install_steps(catalog: Catalog, found: Sequence[Status], force: bool = False) -> list[Step]:
     steps = []
     for row in found:
         if row.target is None or row.status == UNALLOWED:
@@ -274,8 +282,10 @@ def install_steps(
 
 def drop_steps(found: Sequence[Status]) -> list[Step]:
     return [
-        Step(f'trigger "{row.uri or row.pgid}" on table "{row.schema}.{row.table}"',
-             row.installed.drop_sql())
+        Step(
+            f'trigger "{row.uri or row.pgid}" on table "{row.schema}.{row.table}"',
+            row.installed.drop_sql(),
+        )
         for row in found
         if row.installed is not None and row.status != UNALLOWED
     ]
@@ -322,7 +332,9 @@ def _find_culprit(executor: Executor, steps: Sequence[Step], prelude: str) -> St
         executor.execute(prelude)
     for step in steps:
         try:
-            executor.execute(f"SAVEPOINT pgtrigger_step;\n{step.sql}\nRELEASE SAVEPOINT pgtrigger_step;")
+            executor.execute(
+                f"SAVEPOINT pgtrigger_step;\n{step.sql}\nRELEASE SAVEPOINT pgtrigger_step;"
+            )
         except Exception:
             executor.execute("ROLLBACK TO SAVEPOINT pgtrigger_step")
             return step

@@ -48,7 +48,7 @@ def _backend(options: dict[str, Any]) -> Backend:
         if backend.accepts(options):
             return backend
     raise PgTriggerError(
-        "No pgtrigger integration can run this: add \"pgtrigger\" to Django's INSTALLED_APPS,"
+        'No pgtrigger integration can run this: add "pgtrigger" to Django\'s INSTALLED_APPS,'
         " or use pgtrigger.sqla.install(bind, ...) / pass bind=<engine or connection>"
     )
 

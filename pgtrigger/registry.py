@@ -6,6 +6,7 @@ Integrations register triggers here (Django from ``Meta.triggers``, SQLAlchemy f
 
 from __future__ import annotations
 
+import builtins
 import difflib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,7 @@ _pgids: dict[str, str] = {}
 on_register: list[Callable[[Any, Trigger], None]] = []
 
 
-def set(uri: str, *, model: Any, trigger: Trigger) -> None:  # noqa: A001 - django-pgtrigger's name
+def set(uri: str, *, model: Any, trigger: Trigger) -> None:
     """Register ``trigger`` on ``model`` under ``uri``; refuse clashes with a clear message."""
     existing = _registry.get(uri)
     if existing is not None:
@@ -47,7 +48,7 @@ def set(uri: str, *, model: Any, trigger: Trigger) -> None:  # noqa: A001 - djan
 
 
 def delete(uri: str) -> None:
-    model, trigger, pgid = _lookup(uri)
+    pgid = _lookup(uri)[2]
     del _registry[uri]
     _pgids.pop(pgid, None)
     global _all_pgids
@@ -98,8 +99,8 @@ def uris() -> list[str]:
     return list(_registry)
 
 
-def pg_function_names() -> set[str]:
-    return set(_pgids)
+def pg_function_names() -> builtins.set[str]:
+    return builtins.set(_pgids)
 
 
 def register(*triggers: Trigger) -> Callable[[Any], Any]:

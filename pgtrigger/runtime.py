@@ -174,7 +174,9 @@ def schema(*schemas: str, **integration_options: Any) -> _StateContext:
 def constraints_sql(timing: Timing, pgids: Iterable[str]) -> str:
     """``SET CONSTRAINTS ... IMMEDIATE|DEFERRED`` for deferrable triggers."""
     if not isinstance(timing, Timing):
-        raise DefinitionError(f"constraints() takes pgtrigger.Immediate or Deferred, got {timing!r}")
+        raise DefinitionError(
+            f"constraints() takes pgtrigger.Immediate or Deferred, got {timing!r}"
+        )
     names = ", ".join(sqltext.ident(pgid, "trigger id") for pgid in sorted(set(pgids)))
     if not names:
         raise DefinitionError("constraints() found no deferrable triggers to set")
@@ -183,11 +185,13 @@ def constraints_sql(timing: Timing, pgids: Iterable[str]) -> str:
 
 def deferrable_pgids(*uris: str) -> list[str]:
     """pgids of the deferrable triggers named (all deferrable ones when no URI is given)."""
-    pairs = [(uri, *registry.registered(uri)[0]) for uri in uris] if uris else [
-        (uri, model, trigger) for uri, model, trigger, _ in registry.items()
-    ]
+    pairs = (
+        [(uri, *registry.registered(uri)[0]) for uri in uris]
+        if uris
+        else [(uri, model, trigger) for uri, model, trigger, _ in registry.items()]
+    )
     pgids = []
-    for uri, model, trigger in pairs:
+    for uri, _model, trigger in pairs:
         if not trigger.timing:
             if uris:
                 raise DefinitionError(f'Trigger "{uri}" is not deferrable (it has no "timing").')

@@ -145,7 +145,7 @@ class TableDescription:
         return {"meta": meta, "fields": fields, "columns": columns}
 
 
-class AttrDict(dict):  # type: ignore[type-arg]
+class AttrDict(dict[str, Any]):
     """A dict whose keys are also attributes (``{columns.status}`` in a Func template)."""
 
     def __getattr__(self, key: str) -> Any:

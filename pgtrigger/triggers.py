@@ -18,17 +18,13 @@ from typing import Any
 from pgtrigger import compiler, sqltext
 from pgtrigger.clauses import (
     After,
-    Before,
-    Delete,
     InsteadOf,
-    Insert,
     Level,
     Operation,
     Referencing,
     Row,
     Statement,
     Timing,
-    Truncate,
     UpdateOf,
     When,
     coerce_clause,
@@ -169,11 +165,13 @@ class Trigger:
             raise self._error('Deferrable triggers must have "when" attribute as "pgtrigger.After"')
         if "TRUNCATE" in events and self.level == Row:
             raise self._error(
-                'TRUNCATE triggers must be statement-level: set level=pgtrigger.Statement'
+                "TRUNCATE triggers must be statement-level: set level=pgtrigger.Statement"
             )
         if self.when == InsteadOf:
             if self.level != Row:
-                raise self._error('INSTEAD OF triggers must have "level" attribute as "pgtrigger.Row"')
+                raise self._error(
+                    'INSTEAD OF triggers must have "level" attribute as "pgtrigger.Row"'
+                )
             if self.condition is not None:
                 raise self._error('INSTEAD OF triggers cannot have a "condition" attribute')
             if any(isinstance(op, UpdateOf) for op in self.operation):
@@ -283,7 +281,9 @@ class Trigger:
         token = _compiling_template.set(template)
         try:
             self._check_against(model, table)
-            sql = self.compile_v1(model, table) if template == "v1" else self.compile_v2(model, table)
+            sql = (
+                self.compile_v1(model, table) if template == "v1" else self.compile_v2(model, table)
+            )
         except CompileError as exc:
             message = str(exc)
             prefix = f'Trigger "{self.name}" on table "{table.display_name}"'
@@ -387,4 +387,3 @@ class Trigger:
 def _cleanup_on_exit(cleanup: Any) -> Iterator[None]:
     yield
     cleanup()
-

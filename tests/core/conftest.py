@@ -7,7 +7,9 @@ import pytest
 import pgtrigger
 
 
-def make_table(template: str = "v2", schema: str | None = None, name: str = "post") -> pgtrigger.TableDescription:
+def make_table(
+    template: str = "v2", schema: str | None = None, name: str = "post"
+) -> pgtrigger.TableDescription:
     F = pgtrigger.FieldDescription
     return pgtrigger.TableDescription(
         name=name,

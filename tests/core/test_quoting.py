@@ -32,7 +32,10 @@ class Color(enum.Enum):
         ("héllo ☃", "'héllo ☃'"),
         (Color.RED, "'r''ed'"),
         (dt.date(2020, 1, 2), "'2020-01-02'::date"),
-        (dt.datetime(2020, 1, 2, 3, 4, tzinfo=dt.timezone.utc), "'2020-01-02T03:04:00+00:00'::timestamptz"),
+        (
+            dt.datetime(2020, 1, 2, 3, 4, tzinfo=dt.timezone.utc),
+            "'2020-01-02T03:04:00+00:00'::timestamptz",
+        ),
         (dt.timedelta(days=1, seconds=2), "'1 days 2 seconds 0 microseconds'::interval"),
         (uuid.UUID(int=1), "'00000000-0000-0000-0000-000000000001'::uuid"),
         ([1, "a"], "ARRAY[1, 'a']"),
@@ -74,14 +77,16 @@ def test_hostile_table_schema_and_column(template: str) -> None:
         fields=(F("id", "Id"), F("status", 'st"at us')),
     )
     trig = pgtrigger.Protect(
-        name="p", operation=pgtrigger.Update, condition=pgtrigger.Q(old__status="a'; DROP TABLE x; --")
+        name="p",
+        operation=pgtrigger.Update,
+        condition=pgtrigger.Q(old__status="a'; DROP TABLE x; --"),
     )
     sql = trig.compile(table).install_sql
     assert '"select"."Mixed ""Case"" Table"' in sql
-    assert 'OLD."st""at us" = \'a\'\'; DROP TABLE x; --\'' in sql
+    assert "OLD.\"st\"\"at us\" = 'a''; DROP TABLE x; --'" in sql
     soft = pgtrigger.SoftDelete(name="s", field="status", value="gone'")
     sql = soft.compile(table).install_sql
-    assert '"st""at us" = \'gone\'\'\'' in sql and 'OLD."Id"' in sql
+    assert "\"st\"\"at us\" = 'gone'''" in sql and 'OLD."Id"' in sql
 
 
 def test_fsm_values_with_quotes_and_separator() -> None:
@@ -97,7 +102,9 @@ def test_v2_body_dollar_tag_is_safe() -> None:
     from .conftest import make_table
 
     trig = pgtrigger.Trigger(
-        name="t", when=pgtrigger.Before, operation=pgtrigger.Insert,
+        name="t",
+        when=pgtrigger.Before,
+        operation=pgtrigger.Insert,
         func="NEW.post_status := '$pgtrigger$ 50% :x'; RETURN NEW;",
     )
     sql = trig.compile(make_table()).install_sql

@@ -15,7 +15,10 @@ from .conftest import make_table
 A = pgtrigger.Protect(name="a", operation=pgtrigger.Delete)
 B = pgtrigger.Protect(name="b", operation=pgtrigger.Delete)
 DEFERRED = pgtrigger.Trigger(
-    name="d", when=pgtrigger.After, operation=pgtrigger.Insert, timing=pgtrigger.Deferred,
+    name="d",
+    when=pgtrigger.After,
+    operation=pgtrigger.Insert,
+    timing=pgtrigger.Deferred,
     func="RETURN NULL;",
 )
 
@@ -42,7 +45,11 @@ def test_nesting_and_restore() -> None:
 def test_ignore_all_and_sql() -> None:
     with pgtrigger.ignore():
         state = runtime.current()
-        assert state.ignored == {A.get_pgid(make_table()), B.get_pgid(make_table()), DEFERRED.get_pgid(make_table())}
+        assert state.ignored == {
+            A.get_pgid(make_table()),
+            B.get_pgid(make_table()),
+            DEFERRED.get_pgid(make_table()),
+        }
         sql = runtime.apply_sql(state)
         assert sql.startswith("SELECT set_config('pgtrigger.ignore', '{\"pgtrigger_")
     assert runtime.apply_sql(runtime.State()) == "SELECT set_config('pgtrigger.ignore', '', true)"
@@ -111,6 +118,9 @@ def test_tasks_do_not_share_state() -> None:
 def test_constraints_sql() -> None:
     pgids = runtime.deferrable_pgids()
     assert pgids == [DEFERRED.get_pgid(make_table())]
-    assert runtime.constraints_sql(pgtrigger.Immediate, pgids) == f'SET CONSTRAINTS "{pgids[0]}" IMMEDIATE'
+    assert (
+        runtime.constraints_sql(pgtrigger.Immediate, pgids)
+        == f'SET CONSTRAINTS "{pgids[0]}" IMMEDIATE'
+    )
     with pytest.raises(pgtrigger.DefinitionError, match="not deferrable"):
         runtime.deferrable_pgids("post:a")

@@ -26,13 +26,56 @@ def test_import_loads_no_orm_or_driver() -> None:
 
 
 def test_public_names_match_django_pgtrigger() -> None:
-    names = (
-        "Trigger Protect ReadOnly SoftDelete FSM Composer UpdateSearchVector Row Statement Level"
-        " Before After InsteadOf When Insert Update Delete Truncate UpdateOf Operation Operations"
-        " Referencing Immediate Deferred Timing Func Condition Q F AnyChange AnyDontChange"
-        " AllChange AllDontChange IsDistinctFrom IsNotDistinctFrom register registered install"
-        " uninstall enable disable prune prunable ignore is_ignored schema constraints __version__"
-    ).split()
+    names = [
+        "Trigger",
+        "Protect",
+        "ReadOnly",
+        "SoftDelete",
+        "FSM",
+        "Composer",
+        "UpdateSearchVector",
+        "Row",
+        "Statement",
+        "Level",
+        "Before",
+        "After",
+        "InsteadOf",
+        "When",
+        "Insert",
+        "Update",
+        "Delete",
+        "Truncate",
+        "UpdateOf",
+        "Operation",
+        "Operations",
+        "Referencing",
+        "Immediate",
+        "Deferred",
+        "Timing",
+        "Func",
+        "Condition",
+        "Q",
+        "F",
+        "AnyChange",
+        "AnyDontChange",
+        "AllChange",
+        "AllDontChange",
+        "IsDistinctFrom",
+        "IsNotDistinctFrom",
+        "register",
+        "registered",
+        "install",
+        "uninstall",
+        "enable",
+        "disable",
+        "prune",
+        "prunable",
+        "ignore",
+        "is_ignored",
+        "schema",
+        "constraints",
+        "__version__",
+    ]
     missing = [n for n in names if not hasattr(pgtrigger, n)]
     assert missing == []
 
@@ -54,30 +97,51 @@ def test_public_names_match_django_pgtrigger() -> None:
             'Deferrable triggers must have "when"',
         ),
         (
-            {"name": "t", "timing": pgtrigger.Deferred, "when": pgtrigger.After,
-             "level": pgtrigger.Statement},
+            {
+                "name": "t",
+                "timing": pgtrigger.Deferred,
+                "when": pgtrigger.After,
+                "level": pgtrigger.Statement,
+            },
             'Deferrable triggers must have "level"',
         ),
-        ({"name": "t", "operation": pgtrigger.Truncate}, "TRUNCATE triggers must be statement-level"),
+        (
+            {"name": "t", "operation": pgtrigger.Truncate},
+            "TRUNCATE triggers must be statement-level",
+        ),
         ({"name": "t", "when": pgtrigger.InsteadOf, "level": pgtrigger.Statement}, "INSTEAD OF"),
         (
             {"name": "t", "when": pgtrigger.InsteadOf, "condition": pgtrigger.Q(new__status="x")},
             "INSTEAD OF triggers cannot have a",
         ),
         (
-            {"name": "t", "level": pgtrigger.Statement, "when": pgtrigger.Before,
-             "referencing": pgtrigger.Referencing(new="n"), "operation": pgtrigger.Insert},
+            {
+                "name": "t",
+                "level": pgtrigger.Statement,
+                "when": pgtrigger.Before,
+                "referencing": pgtrigger.Referencing(new="n"),
+                "operation": pgtrigger.Insert,
+            },
             "only available to AFTER",
         ),
         (
-            {"name": "t", "level": pgtrigger.Statement, "when": pgtrigger.After,
-             "referencing": pgtrigger.Referencing(new="n"),
-             "operation": pgtrigger.Insert | pgtrigger.Update},
+            {
+                "name": "t",
+                "level": pgtrigger.Statement,
+                "when": pgtrigger.After,
+                "referencing": pgtrigger.Referencing(new="n"),
+                "operation": pgtrigger.Insert | pgtrigger.Update,
+            },
             "more than one",
         ),
         (
-            {"name": "t", "level": pgtrigger.Statement, "when": pgtrigger.After,
-             "referencing": pgtrigger.Referencing(old="o"), "operation": pgtrigger.Insert},
+            {
+                "name": "t",
+                "level": pgtrigger.Statement,
+                "when": pgtrigger.After,
+                "referencing": pgtrigger.Referencing(old="o"),
+                "operation": pgtrigger.Insert,
+            },
             "INSERT triggers have no OLD",
         ),
         ({"name": "t", "condition": "OLD.x = 1"}, 'Invalid "condition"'),
@@ -112,9 +176,13 @@ def test_compile_errors_name_trigger_table_and_field(table: pgtrigger.TableDescr
         pgtrigger.FSM(name="f", field="nope", transitions=[("a", "b")]),
         pgtrigger.ReadOnly(name="r", fields=["nope"]),
         pgtrigger.ReadOnly(name="r", exclude=["nope"]),
-        pgtrigger.Protect(name="p", operation=pgtrigger.Update, condition=pgtrigger.AnyChange("nope")),
         pgtrigger.Protect(
-            name="p", operation=pgtrigger.Update, condition=pgtrigger.Q(old__version__gt=pgtrigger.F("new__nope"))
+            name="p", operation=pgtrigger.Update, condition=pgtrigger.AnyChange("nope")
+        ),
+        pgtrigger.Protect(
+            name="p",
+            operation=pgtrigger.Update,
+            condition=pgtrigger.Q(old__version__gt=pgtrigger.F("new__nope")),
         ),
         pgtrigger.UpdateSearchVector(name="u", vector_field="nope", document_fields=["status"]),
     ],
@@ -127,7 +195,9 @@ def test_unknown_fields_fail_at_compile(trigger: pgtrigger.Trigger, table) -> No
 
 
 def test_many_to_many_fields_are_refused(table) -> None:
-    trigger = pgtrigger.Protect(name="p", operation=pgtrigger.Update, condition=pgtrigger.AnyChange("tags"))
+    trigger = pgtrigger.Protect(
+        name="p", operation=pgtrigger.Update, condition=pgtrigger.AnyChange("tags")
+    )
     with pytest.raises(CompileError, match="many-to-many"):
         trigger.compile(table)
 
@@ -145,7 +215,9 @@ def test_condition_row_references_checked(table) -> None:
         on_delete.compile(table)
     # Quoted text that merely looks like a row reference is fine.
     ok = pgtrigger.Protect(
-        name="p", operation=pgtrigger.Insert, condition=pgtrigger.Condition("NEW.post_status = 'OLD.x'")
+        name="p",
+        operation=pgtrigger.Insert,
+        condition=pgtrigger.Condition("NEW.post_status = 'OLD.x'"),
     )
     ok.compile(table)
 
@@ -153,9 +225,12 @@ def test_condition_row_references_checked(table) -> None:
 def test_statement_condition_needs_transition_tables() -> None:
     with pytest.raises(DefinitionError, match="single INSERT, UPDATE or DELETE"):
         pgtrigger.Composer(
-            name="c", level=pgtrigger.Statement, when=pgtrigger.After,
+            name="c",
+            level=pgtrigger.Statement,
+            when=pgtrigger.After,
             operation=pgtrigger.Update | pgtrigger.Delete,
-            condition=pgtrigger.Q(old__status="x"), func="RETURN NULL;",
+            condition=pgtrigger.Q(old__status="x"),
+            func="RETURN NULL;",
         )
 
 
@@ -194,10 +269,10 @@ def test_soft_delete_and_readonly_definition_errors() -> None:
 
 
 def test_pgid_collision_detected_at_registration() -> None:
-    from pgtrigger import registry
-
     # Two URIs whose pgids collide: search a small space for a real sha1 prefix collision.
     import hashlib
+
+    from pgtrigger import registry
 
     seen: dict[str, str] = {}
     pair = None

@@ -85,13 +85,19 @@ SCENARIOS = [
     Scenario(
         "protect_delete_or_update",
         pgtrigger.Protect(name="append_only", operation=pgtrigger.Update | pgtrigger.Delete),
-        ("UPDATE post SET body = 'x' WHERE id = 1", "DELETE FROM post WHERE id = 2",
-         "INSERT INTO post (id, post_status) VALUES (9, 'new')"),
+        (
+            "UPDATE post SET body = 'x' WHERE id = 1",
+            "DELETE FROM post WHERE id = 2",
+            "INSERT INTO post (id, post_status) VALUES (9, 'new')",
+        ),
     ),
     Scenario(
         "readonly_fields",
         pgtrigger.ReadOnly(name="ro_status", fields=["status"]),
-        ("UPDATE post SET version = 5 WHERE id = 1", "UPDATE post SET post_status = 'x' WHERE id = 1"),
+        (
+            "UPDATE post SET version = 5 WHERE id = 1",
+            "UPDATE post SET post_status = 'x' WHERE id = 1",
+        ),
     ),
     Scenario(
         "readonly_exclude",
@@ -130,7 +136,10 @@ SCENARIOS = [
             condition=pgtrigger.AnyChange(),
             func="NEW.version = NEW.version + 1; RETURN NEW;",
         ),
-        ("UPDATE post SET body = 'changed' WHERE id = 1", "UPDATE post SET body = body WHERE id = 2"),
+        (
+            "UPDATE post SET body = 'changed' WHERE id = 1",
+            "UPDATE post SET body = body WHERE id = 2",
+        ),
     ),
     Scenario(
         "before_insert",
@@ -141,7 +150,10 @@ SCENARIOS = [
             condition=pgtrigger.Q(new__status__isnull=True),
             func="NEW.post_status := 'from trigger'; RETURN NEW;",
         ),
-        ("INSERT INTO post (id) VALUES (10)", "INSERT INTO post (id, post_status) VALUES (11, 'given')"),
+        (
+            "INSERT INTO post (id) VALUES (10)",
+            "INSERT INTO post (id, post_status) VALUES (11, 'given')",
+        ),
     ),
     Scenario(
         "statement_history",
@@ -166,7 +178,9 @@ SCENARIOS = [
     ),
     Scenario(
         "truncate_protect",
-        pgtrigger.Protect(name="no_truncate", level=pgtrigger.Statement, operation=pgtrigger.Truncate),
+        pgtrigger.Protect(
+            name="no_truncate", level=pgtrigger.Statement, operation=pgtrigger.Truncate
+        ),
         ("TRUNCATE post",),
     ),
     Scenario(
@@ -184,7 +198,9 @@ SCENARIOS = [
     ),
     Scenario(
         "search_vector",
-        pgtrigger.UpdateSearchVector(name="search", vector_field="search", document_fields=["body"]),
+        pgtrigger.UpdateSearchVector(
+            name="search", vector_field="search", document_fields=["body"]
+        ),
         ("UPDATE post SET body = 'running dogs' WHERE id = 1",),
         observe="SELECT id, search::text FROM post WHERE id = 1",
     ),
@@ -210,7 +226,9 @@ def _run(conn: psycopg.Connection[Any], scenario: Scenario, template: str, state
         conn.execute("DROP TABLE IF EXISTS post, history CASCADE")
         conn.execute(SCHEMA)
         ex = engine.DbapiExecutor(conn)
-        engine.install(ex, [engine.Target(uri, compiled), engine.Target("post:other_trigger", other)])
+        engine.install(
+            ex, [engine.Target(uri, compiled), engine.Target("post:other_trigger", other)]
+        )
     outcome: dict[str, Any] = {"errors": []}
     with scenario.trigger.register(table), OTHER.register(post_table("v2")):
         apply = _ignore_sql(state, uri, "post:other_trigger")
@@ -247,7 +265,7 @@ def test_v1_and_v2_behave_identically(conn: psycopg.Connection[Any], scenario: S
                 continue  # v1 (like django-pgtrigger) cannot ignore tsvector_update_trigger
             results[template, state] = _run(conn, scenario, template, state)
     for state in IGNORE_STATES:
-        if (("v1", state) in results):
+        if ("v1", state) in results:
             assert results["v1", state] == results["v2", state], (scenario.name, state)
     # Ignoring nothing, or another trigger, never changes what the trigger does.
     for template in TEMPLATES:

@@ -14,7 +14,9 @@ from pgtrigger.errors import InstallationError
 F = pgtrigger.FieldDescription
 
 
-def table(name: str = "item", schema: str | None = None, template: str = "v2") -> pgtrigger.TableDescription:
+def table(
+    name: str = "item", schema: str | None = None, template: str = "v2"
+) -> pgtrigger.TableDescription:
     return pgtrigger.TableDescription(
         name=name,
         schema=schema,
@@ -47,7 +49,9 @@ FREEZE = pgtrigger.Protect(
 )
 
 
-def targets(*triggers: pgtrigger.Trigger, on: pgtrigger.TableDescription | None = None) -> list[engine.Target]:
+def targets(
+    *triggers: pgtrigger.Trigger, on: pgtrigger.TableDescription | None = None
+) -> list[engine.Target]:
     on = on or table()
     return [engine.Target(t.get_uri(on), t.compile(on)) for t in triggers]
 
@@ -136,12 +140,19 @@ def test_prune_only_pgtrigger_triggers(conn: psycopg.Connection[Any], ex: Counti
     with conn.transaction():
         pruned = engine.prune(ex, targets(PROTECT))
     assert len(pruned) == 1
-    names = [r[0] for r in conn.execute("SELECT tgname FROM pg_trigger WHERE tgrelid = 'item'::regclass ORDER BY 1")]
+    names = [
+        r[0]
+        for r in conn.execute(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'item'::regclass ORDER BY 1"
+        )
+    ]
     assert names[0] == "not_ours" and names[1].startswith("pgtrigger_protect_") and len(names) == 2
     assert functions(conn) == [PROTECT.get_pgid(table())]
 
 
-def test_all_or_nothing_names_the_failing_trigger(conn: psycopg.Connection[Any], ex: CountingExecutor) -> None:
+def test_all_or_nothing_names_the_failing_trigger(
+    conn: psycopg.Connection[Any], ex: CountingExecutor
+) -> None:
     good = [pgtrigger.Protect(name=f"p{i}", operation=pgtrigger.Delete) for i in range(5)]
     bad = pgtrigger.Protect(
         name="bad", operation=pgtrigger.Update, condition=pgtrigger.Condition("OLD.missing = 1")
@@ -150,14 +161,16 @@ def test_all_or_nothing_names_the_failing_trigger(conn: psycopg.Connection[Any],
     with pytest.raises(InstallationError, match=r'trigger "item:bad".*missing'):
         with conn.transaction():
             engine.install(ex, declared)
-    assert conn.execute("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgtrigger%'").fetchone() == (0,)
+    assert conn.execute(
+        "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgtrigger%'"
+    ).fetchone() == (0,)
     assert functions(conn) == []
 
 
 def test_schemas_and_search_path(conn: psycopg.Connection[Any], ex: CountingExecutor) -> None:
     conn.execute(
         'CREATE SCHEMA tenant_a; CREATE SCHEMA "Tenant B";'
-        ' CREATE TABLE tenant_a.item (id int PRIMARY KEY, status text);'
+        " CREATE TABLE tenant_a.item (id int PRIMARY KEY, status text);"
         ' CREATE TABLE "Tenant B".item (id int PRIMARY KEY, status text);'
     )
     conn.commit()
@@ -175,7 +188,11 @@ def test_schemas_and_search_path(conn: psycopg.Connection[Any], ex: CountingExec
     with conn.transaction():
         assert engine.prune(ex, []) == []
         assert len(engine.prune(ex, [], schemas=["tenant_a"])) == 1
-    assert [r.schema for r in engine.ls(ex, declared, schemas=["tenant_a", "Tenant B"]) if r.status == "INSTALLED"] == ["Tenant B"]
+    assert [
+        r.schema
+        for r in engine.ls(ex, declared, schemas=["tenant_a", "Tenant B"])
+        if r.status == "INSTALLED"
+    ] == ["Tenant B"]
 
     qualified = table(schema="tenant_a")
     with conn.transaction():
@@ -202,11 +219,15 @@ def test_partitioned_tables(conn: psycopg.Connection[Any], ex: CountingExecutor)
             conn.execute("DELETE FROM measure WHERE id = 150")
     with conn.transaction():
         engine.uninstall(ex, declared)
-    assert conn.execute("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgtrigger%'").fetchone() == (0,)
+    assert conn.execute(
+        "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgtrigger%'"
+    ).fetchone() == (0,)
 
 
 @pytest.mark.parametrize("template", ["v1", "v2"])
-def test_pre_14_install_form_also_works(conn: psycopg.Connection[Any], ex: CountingExecutor, template: str) -> None:
+def test_pre_14_install_form_also_works(
+    conn: psycopg.Connection[Any], ex: CountingExecutor, template: str
+) -> None:
     compiled = FREEZE.compile(table(template=template))
     legacy = compiled.install_sql_for(130000)
     assert "DROP TRIGGER IF EXISTS" in legacy and "OR REPLACE TRIGGER" not in legacy

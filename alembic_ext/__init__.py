@@ -1,0 +1,1 @@
+"""Alembic plugin for pgtrigger: autogenerate comparators, migration ops and renderers."""

@@ -1,0 +1,1 @@
+"""pgtrigger's test suite (``scripts/test`` runs it; see ``tests/pgservers.py`` for the servers)."""
