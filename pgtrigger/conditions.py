@@ -279,29 +279,74 @@ def _split_key(key: str) -> tuple[str, str, str]:
     return ROW_ALIASES[parts[0]], rest[0], lookup
 
 
+class _Node:
+    """A WHERE-clause tree with Django's grouping rules, so rendered SQL reads the same."""
+
+    def __init__(self, connector: str, negated: bool = False) -> None:
+        self.connector = connector
+        self.negated = negated
+        self.children: list[_Node | str] = []
+
+    def add(self, child: _Node | str) -> None:
+        # Same-connector (or single-child) subtrees fold into their parent.
+        if (
+            isinstance(child, _Node)
+            and not child.negated
+            and (child.connector == self.connector or len(child.children) == 1)
+        ):
+            self.children.extend(child.children)
+        else:
+            self.children.append(child)
+
+    def render(self) -> str:
+        parts = [c.render() if isinstance(c, _Node) else c for c in self.children]
+        parts = [p for p in parts if p]
+        sql = f" {self.connector} ".join(parts)
+        if not sql:
+            return ""
+        if self.negated:
+            return f"NOT ({sql})"
+        return f"({sql})" if len(parts) > 1 else sql
+
+
 def compile_q(q: Q, table: TableDescription) -> str:
-    """The core's Q compiler; groups like Django's (``(A AND B)``, ``NOT (A)``)."""
-    parts = []
+    """The core's Q compiler. Semantics and text follow Django's: under a negation, nullable
+    columns get ``IS NOT NULL`` so ``~Q(old__x="a")`` also holds when ``x`` is NULL."""
+    return _build(q, table, negated=False).render()
+
+
+def _build(q: Q, table: TableDescription, negated: bool) -> _Node:
+    node = _Node(q.connector, q.negated)
+    negated ^= q.negated
     for child in q.children:
         if isinstance(child, Q):
             if child:
-                parts.append(compile_q(child, table))
+                node.add(_build(child, table, negated))
         else:
-            parts.append(_compile_filter(child[0], child[1], table))
-    sql = f" {q.connector} ".join(parts)
-    if not sql:
-        return ""
-    if q.negated:
-        return f"NOT ({sql})"
-    if len(parts) > 1:
-        return f"({sql})"
-    return sql
+            node.add(_compile_filter(child[0], child[1], table, negated))
+    return node
 
 
-def _compile_filter(key: str, value: Any, table: TableDescription) -> str:
+def _compile_filter(key: str, value: Any, table: TableDescription, negated: bool = False) -> _Node:
     alias, field_name, lookup = _split_key(key)
     fld: FieldDescription = table.field(field_name, what=f"Condition field ({key})")
     lhs = f"{alias}.{sqltext.ident(fld.column)}"
+    leaf = _Node(Q.AND)
+    leaf.children.append(_lookup_sql(key, lookup, lhs, value, fld, table))
+    if negated and lookup != "isnull" and value is not None:
+        if fld.nullable:
+            leaf.children.append(f"{lhs} IS NOT NULL")
+        if isinstance(value, F):
+            other = table.field(value.col_name, what="F() field")
+            if other.nullable:
+                # django-pgtrigger labels this term with the left side's row; v1 hashes need it.
+                leaf.children.append(f"{alias}.{sqltext.ident(other.column)} IS NOT NULL")
+    return leaf
+
+
+def _lookup_sql(
+    key: str, lookup: str, lhs: str, value: Any, fld: FieldDescription, table: TableDescription
+) -> str:
     is_ref = isinstance(value, F)
 
     def rhs(v: Any) -> str:

@@ -263,7 +263,7 @@ class _And(Condition):
         self.sql = None
 
     def resolve(self, model: Any) -> str:
-        return f"({self.left.resolve(model)}) AND ({self.right.resolve(model)})"
+        return f"(({self.left.resolve(model)}) AND ({self.right.resolve(model)}))"
 
     def __hash__(self) -> int:
         return hash((self.left, self.right))

@@ -91,12 +91,21 @@ def legacy_quote(label: str) -> str:
 
 
 def string(value: str) -> str:
-    """A string literal that means the same whatever ``standard_conforming_strings`` says."""
+    """A string literal that means the same whatever ``standard_conforming_strings`` says.
+
+    Spelled as psycopg 3 spells it (`` E'...'`` when there is a backslash), so conditions
+    compiled here read exactly like the ones django-pgtrigger compiled through psycopg.
+    """
     check_text(value, f"string value {value!r}")
     quoted = value.replace("'", "''")
     if "\\" in quoted:
-        return "E'" + quoted.replace("\\", "\\\\") + "'"
+        return " E'" + quoted.replace("\\", "\\\\") + "'"
     return f"'{quoted}'"
+
+
+def _signed(text: str, negative: bool) -> str:
+    # A leading space keeps "- -5" or "--5" from ever reading as a comment.
+    return f" {text}" if negative else text
 
 
 def literal(value: Any) -> str:
@@ -110,38 +119,36 @@ def literal(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
-        return str(value)
+        return _signed(str(value), value < 0)
     if isinstance(value, float):
         if math.isnan(value):
-            return "'NaN'::double precision"
+            return "'NaN'::float8"
         if math.isinf(value):
-            return "'Infinity'::double precision" if value > 0 else "'-Infinity'::double precision"
-        return repr(value)
+            return "'Infinity'::float8" if value > 0 else "'-Infinity'::float8"
+        return _signed(repr(value), value < 0)
     if isinstance(value, decimal.Decimal):
         if not value.is_finite():
             if value.is_nan():
                 return "'NaN'::numeric"
             return "'Infinity'::numeric" if value > 0 else "'-Infinity'::numeric"
-        return str(value)
+        return _signed(str(value), value.is_signed())
     if isinstance(value, str):
         return string(value)
     if isinstance(value, dt.datetime):
         cast = "timestamptz" if value.utcoffset() is not None else "timestamp"
-        return f"'{value.isoformat()}'::{cast}"
+        return f"'{value.isoformat(sep=' ')}'::{cast}"
     if isinstance(value, dt.date):
         return f"'{value.isoformat()}'::date"
     if isinstance(value, dt.time):
         cast = "timetz" if value.utcoffset() is not None else "time"
         return f"'{value.isoformat()}'::{cast}"
     if isinstance(value, dt.timedelta):
-        return (
-            f"'{value.days} days {value.seconds} seconds"
-            f" {value.microseconds} microseconds'::interval"
-        )
+        # Python's own spelling ("-1 day, 0:00:05"), which Postgres reads with the same meaning.
+        return f"'{str(value).replace(',', '')}'::interval"
     if isinstance(value, uuid.UUID):
-        return f"'{value}'::uuid"
+        return f"'{value.hex}'::uuid"
     if isinstance(value, (bytes, bytearray, memoryview)):
-        return f"'\\x{bytes(value).hex()}'::bytea"
+        return f"E'\\\\x{bytes(value).hex()}'::bytea"
     if isinstance(value, (list, tuple)):
         return "ARRAY[" + ", ".join(literal(item) for item in value) + "]"
     raise CompileError(f"Cannot render {type(value).__name__} value {value!r} as a SQL literal")

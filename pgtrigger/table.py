@@ -112,6 +112,8 @@ class TableDescription:
         for fld in self.fields:
             if fld.name == name:
                 return self._usable(fld, what)
+        if name == "pk" and len(self.primary_key) == 1:
+            name = self.primary_key[0]  # Django's alias for the primary key
         by_column = [fld for fld in self.fields if fld.column == name]
         if len(by_column) == 1:
             return self._usable(by_column[0], what)
