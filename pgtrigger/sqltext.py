@@ -209,3 +209,43 @@ def rename_row_references(sql: str, old: str, new: str) -> str:
         return match.group(0) if not alias else f"{names[alias.upper()]}."
 
     return _QUOTED_OR_ROWREF.sub(swap, sql)
+
+
+_TOKEN = re.compile(
+    r"""(?P<dollar>\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$)"""
+    r"""|(?P<quote>E?'(?:[^'\\]|\\.|'')*'|'(?:[^']|'')*'|"(?:[^"]|"")*")"""
+    r"""|(?P<comment>--[^\n]*)"""
+    r"""|(?P<semi>;)""",
+    re.DOTALL,
+)
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split SQL that pgtrigger generated into statements (for drivers that take one at a time).
+
+    Understands quoted strings, identifiers, comments and dollar-quoted function bodies.
+    """
+    statements: list[str] = []
+    start = 0
+    pos = 0
+    while True:
+        match = _TOKEN.search(sql, pos)
+        if match is None:
+            break
+        if match.group("dollar"):
+            tag = match.group("dollar")
+            end = sql.find(tag, match.end())
+            if end < 0:
+                raise CompileError("Unterminated dollar-quoted string in generated SQL")
+            pos = end + len(tag)
+        elif match.group("semi"):
+            statement = sql[start : match.end()].strip()
+            if statement.strip(";").strip():
+                statements.append(statement)
+            start = pos = match.end()
+        else:
+            pos = match.end()
+    tail = sql[start:].strip()
+    if tail:
+        statements.append(tail)
+    return statements

@@ -322,11 +322,17 @@ class Trigger:
         """django-pgtrigger's template, fed exactly what django-pgtrigger fed it."""
         condition = self.render_condition(model)
         self._check_condition(condition)
+        declare, func = self.render_declare(model), self.render_func(model)
+        if "$$" in func or "$$" in declare:
+            raise CompileError(
+                "the function body contains '$$', which ends template v1's dollar-quoted body;"
+                " use template v2 (it picks a dollar-quote tag the body does not contain)"
+            )
         return compiler.UpsertTriggerSql(
             ignore_func_name=self.ignore_func_name(table),
             pgid=self.get_pgid(model),
-            declare=self.render_declare(model),
-            func=self.render_func(model),
+            declare=declare,
+            func=func,
             table=table.v1_name,
             constraint="CONSTRAINT" if self.timing else "",
             when=self.when,

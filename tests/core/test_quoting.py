@@ -110,3 +110,22 @@ def test_v2_body_dollar_tag_is_safe() -> None:
     )
     sql = trig.compile(make_table()).install_sql
     assert "AS $pgtrigger1$" in sql and "$pgtrigger1$ LANGUAGE plpgsql" in sql
+
+
+def test_v1_refuses_double_dollar_in_body_v2_accepts() -> None:
+    from .conftest import make_table
+
+    fsm = pgtrigger.FSM(name="f", field="status", transitions=[("a;b", "c$$d")])
+    with pytest.raises(CompileError, match=r"'\$\$'.*template v2"):
+        fsm.compile(make_table(template="v1"))
+    sql = fsm.compile(make_table()).install_sql
+    assert len(sqltext.split_statements(sql)) == 3
+
+
+def test_split_statements() -> None:
+    sql = "SELECT ';'; CREATE FUNCTION f() AS $x$ a; b $x$; -- c;\nSELECT \"a;b\""
+    assert sqltext.split_statements(sql) == [
+        "SELECT ';';",
+        "CREATE FUNCTION f() AS $x$ a; b $x$;",
+        '-- c;\nSELECT "a;b"',
+    ]
