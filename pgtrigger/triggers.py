@@ -373,6 +373,13 @@ class Trigger:
             execute=self.v2_execute(model),
         )
 
+    # -- SQLAlchemy: a trigger among a Table's arguments attaches itself ----------------------
+    def _set_parent_with_dispatch(self, parent: Any, **kw: Any) -> None:
+        """Called by SQLAlchemy for each ``Table(...)`` / ``__table_args__`` item."""
+        from pgtrigger.sqla.declare import attach
+
+        attach(self, parent)
+
     # -- registry and installation (dispatched to the integration that owns ``model``) -------
     def register(self, *models: Any) -> contextlib.AbstractContextManager[None]:
         from pgtrigger import registry

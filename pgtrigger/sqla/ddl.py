@@ -1,0 +1,94 @@
+"""create_all / drop_all: a table's triggers are installed right after it, in its transaction.
+
+DDL elements compiled for PostgreSQL and attached with ``execute_if(dialect="postgresql")``,
+so they also render in offline SQL (``create_mock_engine``, Alembic ``--sql``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Table, event
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.schema import ExecutableDDLElement
+from sqlalchemy.sql.compiler import DDLCompiler
+
+from pgtrigger.sqla import declare, executor
+
+
+class InstallTriggers(ExecutableDDLElement):
+    """Install every trigger declared on a table."""
+
+    inherit_cache = False
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+
+class DropTriggerFunctions(ExecutableDDLElement):
+    """Drop the trigger functions left behind when a table (and so its triggers) is dropped."""
+
+    inherit_cache = False
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+
+def _server_version(compiler: DDLCompiler) -> int | None:
+    info = getattr(compiler.dialect, "server_version_info", None)
+    if not info:
+        return None
+    major, minor = (*tuple(info), 0)[:2]
+    return int(major) * 10000 + int(minor)
+
+
+@compiles(InstallTriggers, "postgresql")
+def _compile_install(element: InstallTriggers, compiler: DDLCompiler, **kw: Any) -> str:
+    version = _server_version(compiler)
+    sql = "\n".join(
+        trigger.compile(element.table).install_sql_for(version).strip()
+        for trigger in declare.triggers_of(element.table)
+    )
+    return compiler.sql_compiler.post_process_text(sql)  # type: ignore[no-any-return]
+
+
+@compiles(DropTriggerFunctions, "postgresql")
+def _compile_drop(element: DropTriggerFunctions, compiler: DDLCompiler, **kw: Any) -> str:
+    statements = []
+    for trigger in declare.triggers_of(element.table):
+        function = trigger.compile(element.table).function
+        if function is not None:
+            statements.append(f"DROP FUNCTION IF EXISTS {function}();")
+    return compiler.sql_compiler.post_process_text("\n".join(statements))  # type: ignore[no-any-return]
+
+
+def _run(connection: Any, element: ExecutableDDLElement) -> None:
+    if executor.one_statement_driver(connection):
+        sql = str(element.compile(dialect=connection.dialect))
+        executor.ConnectionExecutor(connection).execute(sql)
+    else:
+        connection.execute(element)
+
+
+def _install(target: Table, connection: Any, **kw: Any) -> None:
+    if declare.triggers_of(target):
+        _run(connection, InstallTriggers(target))
+
+
+def _drop_functions(target: Table, connection: Any, **kw: Any) -> None:
+    if any(trigger.compile(target).function for trigger in declare.triggers_of(target)):
+        _run(connection, DropTriggerFunctions(target))
+
+
+def listen(table: Table) -> None:
+    """Hook a table's create and drop (once, when its first trigger is attached)."""
+    event.listen(table, "after_create", _only_postgresql(_install))
+    event.listen(table, "after_drop", _only_postgresql(_drop_functions))
+
+
+def _only_postgresql(handler: Any) -> Any:
+    def run(target: Table, connection: Any, **kw: Any) -> None:
+        if connection.dialect.name == "postgresql":
+            handler(target, connection, **kw)
+
+    return run

@@ -1,0 +1,138 @@
+"""Triggers on SQLAlchemy tables: ``__table_args__``, ``Table(...)`` and ``register()``.
+
+A trigger placed among a table's arguments is attached here (SQLAlchemy calls
+``_set_parent_with_dispatch`` on every table argument). The triggers of a table are kept in
+a weak mapping, never in ``Table.info`` (Alembic would render that into migrations).
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Column, Table
+from sqlalchemy.orm import Mapper
+from sqlalchemy.orm.mapper import _mapper_registries
+
+from pgtrigger import table as core_table
+from pgtrigger.errors import CompileError, RegistrationError
+from pgtrigger.table import FieldDescription, TableDescription
+
+if TYPE_CHECKING:
+    from pgtrigger.triggers import Trigger
+
+_triggers: weakref.WeakKeyDictionary[Table, list[Trigger]] = weakref.WeakKeyDictionary()
+_mappers: weakref.WeakKeyDictionary[Table, Mapper[Any]] = weakref.WeakKeyDictionary()
+
+
+def to_table(target: Any) -> Table:
+    """A ``Table`` from a Table, a mapped class or a declarative class being built."""
+    if isinstance(target, Table):
+        return target
+    found = getattr(target, "__table__", None)
+    if isinstance(found, Table):
+        return found
+    raise CompileError(f"Expected a SQLAlchemy Table or mapped class, got {target!r}")
+
+
+def attach(trigger: Trigger, table: Table) -> None:
+    """Attach ``trigger`` to ``table``: registered under its URI, installed by create_all."""
+    if not isinstance(table, Table):
+        raise RegistrationError(
+            f'Trigger "{trigger.name}" can only be placed among a Table\'s arguments, not on {table!r}'
+        )
+    existing = _triggers.setdefault(table, [])
+    if trigger in existing:
+        return  # Table(..., extend_existing=True) passes the same arguments again
+    for other in existing:
+        if other.name == trigger.name:
+            raise RegistrationError(
+                f'Trigger name "{trigger.name}" is used twice on table "{_label(table)}"'
+            )
+    trigger.register(table)
+    existing.append(trigger)
+    if len(existing) == 1:
+        from pgtrigger.sqla import ddl
+
+        ddl.listen(table)
+
+
+def triggers_of(target: Any) -> list[Trigger]:
+    """The triggers declared on a table or mapped class."""
+    return list(_triggers.get(to_table(target), ()))
+
+
+def tables_with_triggers() -> list[Table]:
+    return list(_triggers.keys())
+
+
+def register(target: Any, *triggers: Trigger) -> Any:
+    """Attach triggers to a table you do not declare (``register(users_table, Protect(...))``)."""
+    table = to_table(target)
+    for trigger in triggers:
+        attach(trigger, table)
+    return target
+
+
+def _label(table: Table) -> str:
+    return f"{table.schema}.{table.name}" if table.schema else table.name
+
+
+def _mapper_for(table: Table) -> Mapper[Any] | None:
+    """The mapper of ``table``'s class, once it exists (attribute names come from it)."""
+    found = _mappers.get(table)
+    if found is not None:
+        return found
+    for registry in list(_mapper_registries):
+        for manager in list(getattr(registry, "_managers", ())):
+            if not manager.is_mapped:
+                continue  # a class still being declared
+            mapper: Mapper[Any] = manager.mapper
+            if mapper.local_table is table:
+                _mappers[table] = mapper
+                return mapper
+    return None
+
+
+def _is_auto(column: Column[Any]) -> bool:
+    return column.onupdate is not None or column.server_onupdate is not None
+
+
+def describe_table(target: Any) -> TableDescription | None:
+    """The core's view of a table; attribute names come from the mapper when there is one."""
+    if isinstance(target, Table):
+        table = target
+    elif isinstance(getattr(target, "__table__", None), Table):
+        table = target.__table__
+    else:
+        return None
+    mapper = _mapper_for(table)
+    names: dict[str, str] = {}
+    if mapper is not None:
+        for prop in mapper.column_attrs:
+            for col in prop.columns:
+                if isinstance(col, Column) and col.table is table:
+                    names.setdefault(col.name, prop.key)
+    fields = tuple(
+        FieldDescription(
+            name=names.get(col.name, col.key),
+            column=col.name,
+            nullable=bool(col.nullable),
+            auto_timestamp=_is_auto(col),
+            sql_type=getattr(col.type, "__visit_name__", None),
+            source=col,
+        )
+        for col in table.columns
+    )
+    return TableDescription(
+        name=table.name,
+        schema=table.schema,
+        primary_key=tuple(col.name for col in table.primary_key.columns),
+        fields=fields,
+        label=_label(table),
+        template="v2",
+        target=table,
+    )
+
+
+core_table.register_describer(describe_table)
