@@ -50,6 +50,9 @@ class InstalledTrigger:
     function_name: str | None
     #: How many triggers (of any kind) execute that function.
     function_users: int
+    #: ``pg_get_triggerdef`` / ``pg_get_functiondef`` (read only when asked for).
+    trigger_def: str | None = None
+    function_def: str | None = None
 
     @property
     def quoted_table(self) -> str:
@@ -66,6 +69,21 @@ class InstalledTrigger:
             function = sqltext.qualified(self.function_schema, self.function_name)
             sql += f"\nDROP FUNCTION IF EXISTS {function}();"
         return sql
+
+    def restore_sql(self) -> str:
+        """SQL that puts this exact trigger back (needs ``definitions=True`` when read)."""
+        if self.trigger_def is None:
+            raise InstallationError(f"No definition was read for trigger {self.pgid}")
+        parts = [f"DROP TRIGGER IF EXISTS {sqltext.ident(self.pgid)} ON {self.quoted_table};"]
+        if self.function_def and self.function_name == self.pgid:
+            parts.append(self.function_def.strip().rstrip(";") + ";")
+        parts.append(self.trigger_def.strip().rstrip(";") + ";")
+        if self.hash is not None:
+            parts.append(
+                f"COMMENT ON TRIGGER {sqltext.ident(self.pgid)} ON {self.quoted_table}"
+                f" IS {sqltext.string(self.hash)};"
+            )
+        return "\n".join(parts)
 
 
 @dataclass(frozen=True)
@@ -94,12 +112,19 @@ class Catalog:
         return None
 
 
-def _catalog_sql(table_names: Iterable[str]) -> str:
+def _catalog_sql(table_names: Iterable[str], definitions: bool = False) -> str:
     names = sorted(set(table_names))
     array = (
         "ARRAY[" + ", ".join(sqltext.string(n) for n in names) + "]::text[]"
         if names
         else ("ARRAY[]::text[]")
+    )
+    defs = (
+        ", pg_get_triggerdef(t.oid),"
+        " CASE WHEN p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'plpgsql')"
+        " THEN pg_get_functiondef(t.tgfoid) END"
+        if definitions
+        else ""
     )
     return f"""
 SELECT current_setting('server_version_num')::int,
@@ -107,7 +132,7 @@ SELECT current_setting('server_version_num')::int,
        (SELECT coalesce(json_agg(json_build_array(
                    n.nspname, c.relname, t.tgname, obj_description(t.oid, 'pg_trigger'),
                    t.tgenabled <> 'D', pg_table_is_visible(c.oid), pn.nspname, p.proname,
-                   (SELECT count(*) FROM pg_trigger u WHERE u.tgfoid = t.tgfoid)
+                   (SELECT count(*) FROM pg_trigger u WHERE u.tgfoid = t.tgfoid){defs}
                )), '[]')::text
           FROM pg_trigger t
           JOIN pg_class c ON c.oid = t.tgrelid
@@ -122,10 +147,15 @@ SELECT current_setting('server_version_num')::int,
 """
 
 
-def read_catalog(executor: Executor, table_names: Iterable[str] = ()) -> Catalog:
-    """Every pgtrigger trigger in the database, and where ``table_names`` live: one query."""
+def read_catalog(
+    executor: Executor, table_names: Iterable[str] = (), definitions: bool = False
+) -> Catalog:
+    """Every pgtrigger trigger in the database, and where ``table_names`` live: one query.
+
+    ``definitions=True`` also reads each trigger's and function's SQL (for snapshots).
+    """
     try:
-        rows = executor.fetch(_catalog_sql(table_names))
+        rows = executor.fetch(_catalog_sql(table_names, definitions))
     except Exception as exc:
         if "tgparentid" in str(exc):
             raise InstallationError(
@@ -144,6 +174,8 @@ def read_catalog(executor: Executor, table_names: Iterable[str] = ()) -> Catalog
             function_schema=row[6],
             function_name=row[7],
             function_users=int(row[8]),
+            trigger_def=row[9] if definitions else None,
+            function_def=row[10] if definitions else None,
         )
         for row in json.loads(triggers_json)
     )

@@ -1,0 +1,33 @@
+"""For Alembic versions without the plugin system: ``import alembic_ext.legacy`` in env.py.
+
+On Alembic 1.20+ use ``autogenerate_plugins=[..., "pgtrigger"]`` instead; importing this
+module there registers nothing (the plugin does), so comparators never run twice.
+"""
+
+from __future__ import annotations
+
+from alembic_ext import compare, ops, render  # noqa: F401  (ops and renderers register)
+
+
+def _plugin_system_works() -> bool:
+    """Alembic 1.20 is the first release that calls a plugin's ``setup()``."""
+    import alembic
+
+    major, minor = (int(part) for part in alembic.__version__.split(".")[:2])
+    return (major, minor) >= (1, 20)
+
+
+_registered = False
+
+
+def _register() -> None:
+    global _registered
+    if _plugin_system_works() or _registered:
+        return  # the plugin registers the comparator; never twice
+    from alembic.autogenerate import comparators
+
+    comparators.dispatch_for("schema")(compare.compare_triggers)
+    _registered = True
+
+
+_register()

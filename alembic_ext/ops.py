@@ -1,0 +1,119 @@
+"""Migration operations: ``op.create_pgtrigger``, ``op.drop_pgtrigger``, ``op.replace_pgtrigger``.
+
+Each op carries a frozen trigger: a compiled ``pgtrigger.compiler.Trigger`` (its template is
+frozen once released) or a ``Snapshot`` read from the database, so later edits to models never
+change what an old migration does. Execution is separate (``Operations.implementation_for``)
+and sends SQL unmangled: no ``text()`` bind parameters, no ``%`` doubling; in ``--sql`` mode the
+SQL is written out as is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alembic.operations import MigrateOperation, Operations
+
+from alembic_ext.snapshot import Snapshot
+from pgtrigger import compiler
+
+Frozen = compiler.Trigger | Snapshot
+
+
+def _uninstall(trigger: Frozen) -> str:
+    return trigger.uninstall_sql
+
+
+@Operations.register_operation("create_pgtrigger")
+class CreatePgTriggerOp(MigrateOperation):
+    """Install a trigger (and its function)."""
+
+    def __init__(self, uri: str, trigger: Frozen) -> None:
+        self.uri = uri
+        self.trigger = trigger
+
+    @classmethod
+    def create_pgtrigger(cls, operations: Operations, uri: str, trigger: Frozen) -> Any:
+        return operations.invoke(cls(uri, trigger))
+
+    def reverse(self) -> DropPgTriggerOp:
+        return DropPgTriggerOp(self.uri, self.trigger)
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return ("add_pgtrigger", self.uri, self.trigger.pgid, self.trigger.hash)
+
+
+@Operations.register_operation("drop_pgtrigger")
+class DropPgTriggerOp(MigrateOperation):
+    """Drop a trigger (and its function); ``trigger`` is what ``downgrade`` puts back."""
+
+    def __init__(self, uri: str, trigger: Frozen) -> None:
+        self.uri = uri
+        self.trigger = trigger
+
+    @classmethod
+    def drop_pgtrigger(cls, operations: Operations, uri: str, trigger: Frozen) -> Any:
+        return operations.invoke(cls(uri, trigger))
+
+    def reverse(self) -> CreatePgTriggerOp:
+        return CreatePgTriggerOp(self.uri, self.trigger)
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return ("remove_pgtrigger", self.uri, self.trigger.pgid, self.trigger.hash)
+
+
+@Operations.register_operation("replace_pgtrigger")
+class ReplacePgTriggerOp(MigrateOperation):
+    """Replace an installed trigger with a new version; ``previous`` is the one it replaces."""
+
+    def __init__(self, uri: str, trigger: Frozen, previous: Frozen) -> None:
+        self.uri = uri
+        self.trigger = trigger
+        self.previous = previous
+
+    @classmethod
+    def replace_pgtrigger(
+        cls, operations: Operations, uri: str, trigger: Frozen, previous: Frozen
+    ) -> Any:
+        return operations.invoke(cls(uri, trigger, previous))
+
+    def reverse(self) -> ReplacePgTriggerOp:
+        return ReplacePgTriggerOp(self.uri, self.previous, self.trigger)
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return ("replace_pgtrigger", self.uri, self.previous.hash, self.trigger.hash)
+
+
+def _server_version(operations: Operations) -> int | None:
+    if operations.migration_context.as_sql:
+        return None
+    info = operations.get_bind().dialect.server_version_info
+    if not info:
+        return None
+    major, minor = (*tuple(info), 0)[:2]
+    return int(major) * 10000 + int(minor)
+
+
+def run_sql(operations: Operations, sql: str) -> None:
+    """Send pgtrigger SQL through the migration: verbatim, online or offline."""
+    context = operations.migration_context
+    if context.as_sql:
+        context.impl.static_output(sql.strip() + "\n")
+        return
+    from pgtrigger.sqla.executor import ConnectionExecutor
+
+    ConnectionExecutor(operations.get_bind()).execute(sql)
+
+
+@Operations.implementation_for(CreatePgTriggerOp)
+def _create(operations: Operations, operation: CreatePgTriggerOp) -> None:
+    run_sql(operations, operation.trigger.install_sql_for(_server_version(operations)))
+
+
+@Operations.implementation_for(DropPgTriggerOp)
+def _drop(operations: Operations, operation: DropPgTriggerOp) -> None:
+    run_sql(operations, _uninstall(operation.trigger))
+
+
+@Operations.implementation_for(ReplacePgTriggerOp)
+def _replace(operations: Operations, operation: ReplacePgTriggerOp) -> None:
+    run_sql(operations, operation.trigger.install_sql_for(_server_version(operations)))
