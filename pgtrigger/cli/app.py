@@ -1,0 +1,319 @@
+"""``pgtrigger``: list, install, check and manage triggers from the command line.
+
+Exit codes: 0 success, 1 failure or drift, 2 usage error. Errors are one line on stderr
+(``--verbose`` adds the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from pgtrigger import engine
+from pgtrigger.cli import output
+from pgtrigger.cli.targets import UsageError, load_target, metadata_of, pyproject_settings
+from pgtrigger.errors import PgTriggerError, UnknownTriggerError
+
+NOTHING_TO = {
+    "installed": "install",
+    "uninstalled": "uninstall",
+    "enabled": "enable",
+    "disabled": "disable",
+    "pruned": "prune",
+}
+COMMANDS = ("ls", "install", "uninstall", "enable", "disable", "prune", "sql", "check", "demo")
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--target", help="pkg.module:attr naming a MetaData, declarative Base or list of tables"
+    )
+    common.add_argument(
+        "--url", help="database URL (default: $DATABASE_URL or [tool.pgtrigger] url)"
+    )
+    common.add_argument("-s", "--schema", action="append", help="schema to act on (repeatable)")
+    common.add_argument("-d", "--database", help="Django database alias")
+    common.add_argument(
+        "--django", action="store_true", help="act on the Django project's triggers"
+    )
+    common.add_argument("--format", choices=("table", "json"), default="table")
+    common.add_argument(
+        "--lock-timeout", help="give up waiting for table locks after this long (e.g. 5s)"
+    )
+    common.add_argument("-v", "--verbose", action="store_true", help="show tracebacks")
+
+    parser = argparse.ArgumentParser(prog="pgtrigger", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    helps = {
+        "ls": "list declared triggers and their installation status",
+        "install": "install missing or outdated triggers (and prune orphans when no URI is given)",
+        "uninstall": "uninstall triggers",
+        "enable": "enable installed triggers",
+        "disable": "disable installed triggers",
+        "prune": "drop pgtrigger triggers no code declares",
+        "sql": "print the install (or --uninstall) SQL without touching a database",
+        "check": "exit 1 if anything is not INSTALLED and enabled, or left to prune",
+        "demo": "walk through every trigger type on a throwaway database",
+    }
+    for name in COMMANDS:
+        cmd = sub.add_parser(name, parents=[common], help=helps[name], description=helps[name])
+        if name not in ("prune", "demo"):
+            cmd.add_argument(
+                "uris", nargs="*", metavar="URI", help="table:trigger or schema.table:trigger"
+            )
+        if name == "install":
+            cmd.add_argument("--force", action="store_true", help="reinstall even if current")
+            cmd.add_argument("--no-prune", action="store_true", help="keep orphaned triggers")
+        if name == "sql":
+            cmd.add_argument("--uninstall", action="store_true", help="print the uninstall SQL")
+            cmd.add_argument("--template", choices=("v1", "v2"), help="install template")
+    return parser
+
+
+class Context:
+    """What one command needs: the triggers' tables and a database."""
+
+    def __init__(self, args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> None:
+        self.args = args
+        self.stdout = stdout
+        self.stderr = stderr
+        self.settings = pyproject_settings()
+
+    @property
+    def schemas(self) -> list[str] | None:
+        return self.args.schema or self.settings.get("schemas") or None
+
+    def metadata(self) -> Any:
+        spec = self.args.target or self.settings.get("target")
+        if self.args.django or (not spec and os.environ.get("DJANGO_SETTINGS_MODULE")):
+            raise UsageError(
+                "the Django integration is not available in this version of pgtrigger;"
+                " pass --target pkg.module:attr for SQLAlchemy tables"
+            )
+        if not spec:
+            raise UsageError(
+                "no triggers to act on: pass --target pkg.module:attr or set"
+                ' [tool.pgtrigger] target = "pkg.module:attr" in pyproject.toml'
+            )
+        import pgtrigger.sqla  # noqa: F401  (tables' triggers register on import)
+
+        return metadata_of(load_target(spec, self.settings.get("_root")))
+
+    def engine(self) -> Any:
+        url = self.args.url or os.environ.get("DATABASE_URL") or self.settings.get("url")
+        if not url:
+            raise UsageError("no database: pass --url or set DATABASE_URL")
+        return create_engine(url)
+
+
+def create_engine(url: str) -> Any:
+    """A SQLAlchemy engine; plain ``postgresql://`` URLs use psycopg 3."""
+    import sqlalchemy as sa
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = sa.make_url(url)
+    except ArgumentError:
+        raise UsageError(f"cannot parse database URL {url!r}") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if not parsed.drivername.startswith("postgresql"):
+        raise UsageError(f"pgtrigger needs a PostgreSQL URL, got {parsed.drivername!r}")
+    return sa.create_engine(parsed, pool_pre_ping=False)
+
+
+def _rows(statuses: Sequence[engine.Status]) -> list[dict[str, Any]]:
+    return [
+        {
+            "uri": row.uri,
+            "schema": row.schema,
+            "table": row.table,
+            "pgid": row.pgid,
+            "status": row.status,
+            "enabled": row.enabled,
+        }
+        for row in statuses
+    ]
+
+
+def _enabled_text(enabled: bool | None) -> str:
+    return "" if enabled is None else ("ENABLED" if enabled else "DISABLED")
+
+
+def show(ctx: Context, statuses: Sequence[engine.Status]) -> None:
+    if ctx.args.format == "json":
+        output.dump_json(_rows(statuses), ctx.stdout)
+        return
+    rows = [
+        [
+            row.status,
+            _enabled_text(row.enabled),
+            row.uri or f"{row.table}:{row.pgid}",
+            row.schema or "",
+            row.pgid,
+        ]
+        for row in statuses
+    ]
+    output.table(rows, ["STATUS", "ENABLED", "URI", "SCHEMA", "PGID"], ctx.stdout)
+
+
+def _report(ctx: Context, verb: str, statuses: Sequence[engine.Status], changed: Any) -> None:
+    done = [row for row in statuses if changed(row)]
+    if ctx.args.format == "json":
+        output.dump_json({"action": verb, "triggers": _rows(done)}, ctx.stdout)
+        return
+    for row in done:
+        print(f"{verb} {row.uri or f'{row.table}:{row.pgid}'} ({row.schema})", file=ctx.stdout)
+    if not done:
+        print(f"nothing to {NOTHING_TO.get(verb, verb)}", file=ctx.stdout)
+
+
+def run(ctx: Context) -> int:
+    import pgtrigger.sqla as sqla
+
+    args = ctx.args
+    command = args.command
+    if command == "demo":
+        from pgtrigger.cli.demo import run_demo
+
+        return run_demo(args.url, ctx.stdout)
+    metadata = ctx.metadata()
+    uris = tuple(getattr(args, "uris", ()) or ())
+    if command == "sql":
+        targets = sqla.targets(*uris, metadata=metadata)
+        for target in targets:
+            compiled = target.compiled
+            if args.template:
+                model, trigger = _registered(target.uri)
+                compiled = trigger.compile(model, args.template)
+            print(f"-- {target.uri}", file=ctx.stdout)
+            print(
+                (compiled.uninstall_sql if args.uninstall else compiled.install_sql).strip(),
+                file=ctx.stdout,
+            )
+        return 0
+    bind = ctx.engine()
+    try:
+        schemas = ctx.schemas
+        if command == "ls":
+            show(ctx, sqla.ls(bind, *uris, schema=schemas, metadata=metadata))
+            return 0
+        if command == "check":
+            found = sqla.ls(bind, *uris, schema=schemas, metadata=metadata)
+            drift = [r for r in found if r.status != engine.INSTALLED or r.enabled is False]
+            drift = [r for r in drift if r.status != engine.UNALLOWED]
+            if ctx.args.format == "json":
+                output.dump_json({"ok": not drift, "drift": _rows(drift)}, ctx.stdout)
+            elif drift:
+                print(f"{len(drift)} trigger(s) differ from the code:", file=ctx.stdout)
+                show(ctx, drift)
+            else:
+                print(
+                    f"ok: {len(found)} trigger(s) installed and enabled, nothing to prune",
+                    file=ctx.stdout,
+                )
+            return 1 if drift else 0
+        scopes: list[str | None] = list(schemas) if schemas else [None]
+        progress = output.Progress(len(scopes), command, ctx.stderr)
+        found = []
+        for schema in scopes:
+            progress.step(schema or "search path")
+            kwargs: dict[str, Any] = {"schema": schema, "metadata": metadata}
+            if command == "install":
+                found += sqla.install(
+                    bind,
+                    *uris,
+                    force=args.force,
+                    prune=False if args.no_prune else None,
+                    lock_timeout=args.lock_timeout,
+                    **kwargs,
+                )
+            elif command == "uninstall":
+                found += sqla.uninstall(bind, *uris, lock_timeout=args.lock_timeout, **kwargs)
+            elif command == "enable":
+                found += sqla.enable(bind, *uris, **kwargs)
+            elif command == "disable":
+                found += sqla.disable(bind, *uris, **kwargs)
+            elif command == "prune":
+                found += sqla.prune(bind, **kwargs)
+        progress.close()
+        if command == "install":
+            _report(
+                ctx,
+                "installed",
+                found,
+                lambda r: r.target is not None and (r.status != engine.INSTALLED or args.force),
+            )
+            _report_pruned(ctx, found)
+        elif command == "uninstall":
+            _report(ctx, "uninstalled", found, lambda r: r.installed is not None)
+        elif command in ("enable", "disable"):
+            _report(ctx, f"{command}d", found, lambda r: r.installed is not None)
+        elif command == "prune":
+            _report(ctx, "pruned", found, lambda r: True)
+        return 0
+    finally:
+        bind.dispose()
+
+
+def _report_pruned(ctx: Context, found: Sequence[engine.Status]) -> None:
+    if ctx.args.format == "table":
+        for row in found:
+            if row.status == engine.PRUNE:
+                print(f"pruned {row.table}:{row.pgid} ({row.schema})", file=ctx.stdout)
+
+
+def _registered(uri: str) -> tuple[Any, Any]:
+    from pgtrigger import registry
+
+    return registry.registered(uri)[0]
+
+
+def _one_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first
+
+
+def main(
+    argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed the usage error
+        return int(exc.code or 0)
+    try:
+        return run(Context(args, stdout, stderr))
+    except (UsageError, UnknownTriggerError) as exc:
+        print(f"pgtrigger: error: {exc}", file=stderr)
+        if args.verbose:
+            traceback.print_exc(file=stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pgtrigger: interrupted", file=stderr)
+        return 1
+    except Exception as exc:
+        message = _describe_failure(exc)
+        print(f"pgtrigger: error: {message}", file=stderr)
+        if args.verbose:
+            traceback.print_exc(file=stderr)
+        return 1
+
+
+def _describe_failure(exc: BaseException) -> str:
+    from_sqlalchemy = type(exc).__module__.startswith("sqlalchemy")
+    if from_sqlalchemy and type(exc).__name__ == "OperationalError":
+        return f"cannot connect to the database: {_one_line(exc)}"
+    if isinstance(exc, PgTriggerError):
+        return str(exc)
+    return _one_line(exc)
