@@ -219,30 +219,26 @@ def run(ctx: Context) -> int:
                     file=ctx.stdout,
                 )
             return 1 if drift else 0
-        scopes: list[str | None] = list(schemas) if schemas else [None]
-        progress = output.Progress(len(scopes), command, ctx.stderr)
-        found = []
-        for schema in scopes:
-            progress.step(schema or "search path")
-            kwargs: dict[str, Any] = {"schema": schema, "metadata": metadata}
-            if command == "install":
-                found += sqla.install(
-                    bind,
-                    *uris,
-                    force=args.force,
-                    prune=False if args.no_prune else None,
-                    lock_timeout=args.lock_timeout,
-                    **kwargs,
-                )
-            elif command == "uninstall":
-                found += sqla.uninstall(bind, *uris, lock_timeout=args.lock_timeout, **kwargs)
-            elif command == "enable":
-                found += sqla.enable(bind, *uris, **kwargs)
-            elif command == "disable":
-                found += sqla.disable(bind, *uris, **kwargs)
-            elif command == "prune":
-                found += sqla.prune(bind, **kwargs)
-        progress.close()
+        # One call, one transaction for every schema asked for: all or nothing.
+        kwargs: dict[str, Any] = {"schema": schemas, "metadata": metadata}
+        found: list[engine.Status] = []
+        if command == "install":
+            found = sqla.install(
+                bind,
+                *uris,
+                force=args.force,
+                prune=False if args.no_prune else None,
+                lock_timeout=args.lock_timeout,
+                **kwargs,
+            )
+        elif command == "uninstall":
+            found = sqla.uninstall(bind, *uris, lock_timeout=args.lock_timeout, **kwargs)
+        elif command == "enable":
+            found = sqla.enable(bind, *uris, **kwargs)
+        elif command == "disable":
+            found = sqla.disable(bind, *uris, **kwargs)
+        elif command == "prune":
+            found = sqla.prune(bind, **kwargs)
         if command == "install":
             _report(
                 ctx,
