@@ -205,8 +205,8 @@ def run(ctx: Context) -> int:
             show(ctx, sqla.ls(bind, *uris, schema=schemas, metadata=metadata))
             return 0
         if command == "check":
-            found = sqla.ls(bind, *uris, schema=schemas, metadata=metadata)
-            drift = [r for r in found if r.status != engine.INSTALLED or r.enabled is False]
+            listed = sqla.ls(bind, *uris, schema=schemas, metadata=metadata)
+            drift = [r for r in listed if r.status != engine.INSTALLED or r.enabled is False]
             drift = [r for r in drift if r.status != engine.UNALLOWED]
             if ctx.args.format == "json":
                 output.dump_json({"ok": not drift, "drift": _rows(drift)}, ctx.stdout)
@@ -215,7 +215,7 @@ def run(ctx: Context) -> int:
                 show(ctx, drift)
             else:
                 print(
-                    f"ok: {len(found)} trigger(s) installed and enabled, nothing to prune",
+                    f"ok: {len(listed)} trigger(s) installed and enabled, nothing to prune",
                     file=ctx.stdout,
                 )
             return 1 if drift else 0
