@@ -383,10 +383,14 @@ def _table_names(targets: Sequence[Target]) -> list[str]:
 
 
 def ls(
-    executor: Executor, targets: Sequence[Target], schemas: Sequence[str] | None = None
+    executor: Executor,
+    targets: Sequence[Target],
+    schemas: Sequence[str] | None = None,
+    include_prune: bool = True,
 ) -> list[Status]:
     """Status of every target, then the orphans to prune: one catalog query."""
-    return statuses(read_catalog(executor, _table_names(targets)), targets, schemas)
+    catalog = read_catalog(executor, _table_names(targets))
+    return statuses(catalog, targets, schemas, include_prune)
 
 
 def install(

@@ -198,3 +198,60 @@ def deferrable_pgids(*uris: str) -> list[str]:
             continue
         pgids.append(registry.pgid_of(uri))
     return pgids
+
+
+# -- sending state over a DB-API connection (shared by the integrations) ----------------------
+#: Where ``send_state`` keeps a connection's own search path (read once, when first needed).
+BASE_SEARCH_PATH = "pgtrigger.base_search_path"
+
+
+def _placeholders(paramstyle: str, count: int) -> list[str]:
+    if paramstyle == "numeric_dollar":
+        return [f"${i}" for i in range(1, count + 1)]
+    if paramstyle == "numeric":
+        return [f":{i}" for i in range(1, count + 1)]
+    if paramstyle == "qmark":
+        return ["?"] * count
+    return ["%s"] * count
+
+
+def run_dbapi(
+    dbapi_connection: Any, paramstyle: str, sql: str, params: tuple[Any, ...]
+) -> list[Any]:
+    """Run one statement on a raw DB-API connection ("{}" marks the parameters in ``sql``)."""
+    marks = _placeholders(paramstyle, len(params))
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(sql.format(*marks), params)
+        return list(cursor.fetchall()) if cursor.description else []
+    finally:
+        cursor.close()
+
+
+def send_state(
+    dbapi_connection: Any,
+    paramstyle: str,
+    state: State,
+    *,
+    carried: State | None,
+    session: bool,
+    memo: dict[str, Any],
+) -> None:
+    """Make a connection carry ``state`` with one ``SELECT set_config(...)`` (bind parameters).
+
+    ``carried`` is what it carries now (None: unknown); ``session`` picks session-level
+    settings (autocommit) over transaction-local ones. ``memo`` is per-connection storage.
+    """
+    scope = "false" if session else "true"
+    parts = [f"set_config('pgtrigger.ignore', {{}}, {scope})"]
+    params: list[Any] = [state.ignore_value()]
+    if state.schemas or carried is None or carried.schemas:
+        if state.schemas and BASE_SEARCH_PATH not in memo:
+            memo[BASE_SEARCH_PATH] = run_dbapi(
+                dbapi_connection, paramstyle, "SHOW search_path", ()
+            )[0][0]
+        path = state.search_path_value() if state.schemas else memo.get(BASE_SEARCH_PATH)
+        if path is not None:
+            parts.append(f"set_config('search_path', {{}}, {scope})")
+            params.append(path)
+    run_dbapi(dbapi_connection, paramstyle, "SELECT " + ", ".join(parts), tuple(params))

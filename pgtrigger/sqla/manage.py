@@ -67,9 +67,9 @@ def _run(bind: Any, work: Callable[[ConnectionExecutor], T]) -> T:
 
 
 def ls(bind: Any, *uris: str, schema: Schemas = None, metadata: Any = None) -> list[engine.Status]:
-    """Status of each declared trigger (per schema), then the orphans to prune."""
+    """Status of each declared trigger (per schema), then (with no URI) the orphans to prune."""
     declared = targets(*uris, metadata=metadata)
-    return _run(bind, lambda ex: engine.ls(ex, declared, _schemas(schema)))
+    return _run(bind, lambda ex: engine.ls(ex, declared, _schemas(schema), not uris))
 
 
 def install(

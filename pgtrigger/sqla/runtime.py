@@ -21,30 +21,9 @@ from pgtrigger import runtime
 
 LOGGER = logging.getLogger("pgtrigger")
 KEY = "pgtrigger.state"
-BASE_PATH = "pgtrigger.base_search_path"
 
 # info[KEY] is None (nothing carried) or (id of the DBAPI connection, State or None, session):
 # State None means "unknown" (after a savepoint rollback, a failed reset): always re-apply.
-
-
-def _placeholders(paramstyle: str, count: int) -> list[str]:
-    if paramstyle == "numeric_dollar":
-        return [f"${i}" for i in range(1, count + 1)]
-    if paramstyle == "numeric":
-        return [f":{i}" for i in range(1, count + 1)]
-    if paramstyle == "qmark":
-        return ["?"] * count
-    return ["%s"] * count
-
-
-def _run(dbapi_connection: Any, paramstyle: str, sql: str, params: tuple[Any, ...]) -> list[Any]:
-    marks = _placeholders(paramstyle, len(params))
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute(sql.format(*marks), params)
-        return list(cursor.fetchall()) if cursor.description else []
-    finally:
-        cursor.close()
 
 
 def carries(info: dict[str, Any], dbapi_connection: Any, state: runtime.State) -> bool:
@@ -65,17 +44,9 @@ def apply_state(
     else:
         carried, session = entry[1], entry[2]
     session = session or bool(getattr(dbapi_connection, "autocommit", False))
-    local = "false" if session else "true"
-    parts = [f"set_config('pgtrigger.ignore', {{}}, {local})"]
-    params: list[Any] = [state.ignore_value()]
-    if state.schemas or carried is None or carried.schemas:
-        if state.schemas and BASE_PATH not in info:
-            info[BASE_PATH] = _run(dbapi_connection, paramstyle, "SHOW search_path", ())[0][0]
-        path = state.search_path_value() if state.schemas else info.get(BASE_PATH)
-        if path is not None:
-            parts.append(f"set_config('search_path', {{}}, {local})")
-            params.append(path)
-    _run(dbapi_connection, paramstyle, "SELECT " + ", ".join(parts), tuple(params))
+    runtime.send_state(
+        dbapi_connection, paramstyle, state, carried=carried, session=session, memo=info
+    )
     info[KEY] = (
         None if (state.is_default and not session) else (id(dbapi_connection), state, session)
     )

@@ -1,0 +1,3 @@
+from pgtrigger.cli import main
+
+main()
