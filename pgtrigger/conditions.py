@@ -178,7 +178,7 @@ class Q(Condition):
         self.children: list[Any] = [*args, *sorted(kwargs.items())]
         for child in self.children:
             if isinstance(child, tuple):
-                _split_key(child[0])
+                _check_prefix(child[0])
         self.connector = _connector or self.AND
         self.negated = _negated
         self.sql = None
@@ -253,10 +253,20 @@ class Q(Condition):
 
 def filter_q(key: str, value: Any) -> Q:
     """``Q(**{key: value})`` for keys built at run time."""
-    _split_key(key)
+    _check_prefix(key)
     q = Q()
     q.children = [(key, value)]
     return q
+
+
+def _check_prefix(key: str) -> None:
+    """At definition time: the row (old/new) and a field must be named. Lookups and paths are
+    checked when compiling, since an integration's ORM may know more of them (Django)."""
+    parts = key.split("__")
+    if len(parts) < 2 or parts[0] not in ROW_ALIASES or not parts[1]:
+        raise DefinitionError(
+            f"Filter expression {key!r} on trigger Q object must reference old__ or new__"
+        )
 
 
 def _split_key(key: str) -> tuple[str, str, str]:
@@ -271,7 +281,7 @@ def _split_key(key: str) -> tuple[str, str, str]:
     if len(rest) > 1 and rest[-1] in LOOKUPS:
         lookup = rest.pop()
     if len(rest) != 1 or not rest[0]:
-        raise DefinitionError(
+        raise CompileError(
             f"Filter expression {key!r}: unknown lookup or related-field path"
             f" {'__'.join(rest)!r}; trigger conditions support one field plus one of"
             f" {', '.join(sorted(LOOKUPS))}"

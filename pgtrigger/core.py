@@ -30,6 +30,7 @@ from pgtrigger.conditions import (  # noqa: F401
     IsDistinctFrom,
     IsNotDistinctFrom,
     Q,
+    _Change,
 )
 from pgtrigger.engine import INSTALLED, OUTDATED, PRUNE, UNALLOWED, UNINSTALLED  # noqa: F401
 from pgtrigger.triggers import MAX_NAME_LENGTH, Func, Trigger  # noqa: F401

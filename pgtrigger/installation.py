@@ -83,6 +83,16 @@ def prunable(**options: Any) -> list[Any]:
     return _backend(options).prunable(**options)
 
 
+def trigger_status(trigger: Any, model: Any, **options: Any) -> Any:
+    """(status, enabled) of one trigger on one model (django-pgtrigger's per-trigger API)."""
+    return _backend(options).trigger_status(trigger, model, **options)  # type: ignore[attr-defined]
+
+
+def trigger_action(action: str, trigger: Any, model: Any, **options: Any) -> None:
+    """install / uninstall / enable / disable one trigger on one model."""
+    _backend(options).trigger_action(action, trigger, model, **options)  # type: ignore[attr-defined]
+
+
 def constraints(timing: Timing, *uris: str, **options: Any) -> None:
     """``SET CONSTRAINTS`` for deferrable triggers in the current transaction."""
     _backend(options).constraints(timing, *uris, **options)

@@ -8,10 +8,11 @@ Integrations read ``current()`` and apply it to their own connections with
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
@@ -148,6 +149,15 @@ def ignore(*uris: str, **integration_options: Any) -> _StateContext:
     """
     # Resolved on entry, not here: decorators run before integrations register triggers.
     return _StateContext(lambda state: State(state.ignored | _pgids(uris), state.schemas))
+
+
+@contextlib.contextmanager
+def _ignore_session(databases: Any = None) -> Iterator[None]:
+    """django-pgtrigger's ``ignore.session()``: nothing to prepare here, kept for compatibility."""
+    yield
+
+
+ignore.session = _ignore_session  # type: ignore[attr-defined]
 
 
 def is_ignored(uri: str) -> bool:

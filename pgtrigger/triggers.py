@@ -395,6 +395,49 @@ class Trigger:
             registry.delete(self.get_uri(model))
         return _cleanup_on_exit(lambda: self.register(*models))
 
+    # django-pgtrigger's per-trigger API; context managers that undo themselves on exit.
+    def install(
+        self, model: Any, database: str | None = None
+    ) -> contextlib.AbstractContextManager[None]:
+        from pgtrigger import installation
+
+        installation.trigger_action("install", self, model, database=database)
+        return _cleanup_on_exit(lambda: self.uninstall(model, database=database))
+
+    def uninstall(
+        self, model: Any, database: str | None = None
+    ) -> contextlib.AbstractContextManager[None]:
+        from pgtrigger import installation
+
+        installation.trigger_action("uninstall", self, model, database=database)
+        return _cleanup_on_exit(lambda: self.install(model, database=database))
+
+    def enable(
+        self, model: Any, database: str | None = None
+    ) -> contextlib.AbstractContextManager[None]:
+        from pgtrigger import installation
+
+        installation.trigger_action("enable", self, model, database=database)
+        return _cleanup_on_exit(lambda: self.disable(model, database=database))
+
+    def disable(
+        self, model: Any, database: str | None = None
+    ) -> contextlib.AbstractContextManager[None]:
+        from pgtrigger import installation
+
+        installation.trigger_action("disable", self, model, database=database)
+        return _cleanup_on_exit(lambda: self.enable(model, database=database))
+
+    def get_installation_status(
+        self, model: Any, database: str | None = None
+    ) -> tuple[str, bool | None]:
+        from pgtrigger import installation
+
+        status: tuple[str, bool | None] = installation.trigger_status(
+            self, model, database=database
+        )
+        return status
+
 
 @contextlib.contextmanager
 def _cleanup_on_exit(cleanup: Any) -> Iterator[None]:

@@ -1,0 +1,236 @@
+"""``pgtrigger.install()`` and friends for Django databases, on the shared engine.
+
+One catalog query per database, one transaction per database. Routers decide where a trigger
+may go (``allow_migrate``); triggers a router keeps out are UNALLOWED.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections, models, router, transaction
+
+from pgtrigger import engine, registry, runtime
+from pgtrigger.clauses import Timing
+from pgtrigger.django import settings
+
+LOGGER = logging.getLogger("pgtrigger")
+
+
+class ConnectionExecutor:
+    """The engine's ``Executor`` over a Django connection (SQL without parameters)."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    def fetch(self, sql: str) -> list[tuple[Any, ...]]:
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql)
+            return [tuple(row) for row in cursor.fetchall()]
+
+    def execute(self, sql: str) -> None:
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql)
+
+
+def is_postgres(database: str | None) -> bool:
+    return bool(connections[database or DEFAULT_DB_ALIAS].vendor == "postgresql")
+
+
+def postgres_databases(databases: Sequence[str] | None = None) -> list[str]:
+    from django.conf import settings as django_settings
+
+    return [db for db in (databases or list(django_settings.DATABASES)) if is_postgres(db)]
+
+
+def allow_migrate(model: Any, database: str | None = None) -> bool:
+    concrete = model._meta.concrete_model or model
+    return is_postgres(database) and bool(
+        router.allow_migrate(
+            database or DEFAULT_DB_ALIAS,
+            concrete._meta.app_label,
+            model_name=concrete._meta.model_name,
+        )
+    )
+
+
+def django_triggers(*uris: str) -> list[tuple[str, Any, Any]]:
+    """(uri, model, trigger) for Django models: the URIs given, or all of them."""
+    pairs = (
+        [(uri, *registry.registered(uri)[0]) for uri in uris]
+        if uris
+        else [(uri, model, trigger) for uri, model, trigger, _ in registry.items()]
+    )
+    return [
+        (uri, model, trigger)
+        for uri, model, trigger in pairs
+        if isinstance(model, type) and issubclass(model, models.Model)
+    ]
+
+
+def targets(*uris: str, database: str | None = None) -> list[engine.Target]:
+    return [
+        engine.Target(uri, trigger.compile(model), allowed=allow_migrate(model, database))
+        for uri, model, trigger in django_triggers(*uris)
+    ]
+
+
+def _run(database: str | None, work: Any) -> Any:
+    alias = database or DEFAULT_DB_ALIAS
+    with transaction.atomic(using=alias):
+        return work(ConnectionExecutor(connections[alias]))
+
+
+def ls(
+    *uris: str, database: str | None = None, schemas: Sequence[str] | None = None
+) -> list[engine.Status]:
+    declared = targets(*uris, database=database)
+    rows: list[engine.Status] = _run(
+        database, lambda ex: engine.ls(ex, declared, schemas, not uris)
+    )
+    return rows
+
+
+def _log(verb: str, rows: Sequence[engine.Status], database: str | None) -> None:
+    for row in rows:
+        LOGGER.info(
+            "pgtrigger: %s %s trigger for %s table on %s database.",
+            verb,
+            row.uri or row.pgid,
+            row.table,
+            database or DEFAULT_DB_ALIAS,
+        )
+
+
+class Backend:
+    """Registered with ``pgtrigger.installation`` when the Django app loads."""
+
+    def accepts(self, options: dict[str, Any]) -> bool:
+        return "bind" not in options
+
+    def install(
+        self,
+        *uris: str,
+        database: str | None = None,
+        schemas: Sequence[str] | None = None,
+        **options: Any,
+    ) -> None:
+        if not is_postgres(database):
+            return
+        prune = not uris and settings.prune_on_install()
+        declared = targets(*uris, database=database)
+        found = _run(
+            database, lambda ex: engine.install(ex, declared, schemas=schemas, prune=prune)
+        )
+        _log(
+            "Installing",
+            [r for r in found if r.target and r.status in ("UNINSTALLED", "OUTDATED")],
+            database,
+        )
+
+    def uninstall(
+        self,
+        *uris: str,
+        database: str | None = None,
+        schemas: Sequence[str] | None = None,
+        **options: Any,
+    ) -> None:
+        if not is_postgres(database):
+            return
+        prune = not uris and settings.prune_on_install()
+        declared = targets(*uris, database=database)
+        found = _run(
+            database, lambda ex: engine.uninstall(ex, declared, schemas=schemas, prune=prune)
+        )
+        _log("Uninstalling", [r for r in found if r.installed], database)
+
+    def _toggle(
+        self,
+        uris: Sequence[str],
+        enabled: bool,
+        database: str | None,
+        schemas: Sequence[str] | None,
+    ) -> None:
+        if not is_postgres(database):
+            return
+        declared = targets(*uris, database=database)
+        found = _run(
+            database, lambda ex: engine.set_enabled(ex, declared, enabled, schemas=schemas)
+        )
+        _log("Enabling" if enabled else "Disabling", [r for r in found if r.installed], database)
+
+    def enable(
+        self,
+        *uris: str,
+        database: str | None = None,
+        schemas: Sequence[str] | None = None,
+        **options: Any,
+    ) -> None:
+        self._toggle(uris, True, database, schemas)
+
+    def disable(
+        self,
+        *uris: str,
+        database: str | None = None,
+        schemas: Sequence[str] | None = None,
+        **options: Any,
+    ) -> None:
+        self._toggle(uris, False, database, schemas)
+
+    def prunable(
+        self, database: str | None = None, schemas: Sequence[str] | None = None, **options: Any
+    ) -> list[tuple[str, str, bool, str]]:
+        """(table, trigger id, enabled, database) of orphans, as django-pgtrigger returned."""
+        if not is_postgres(database):
+            return []
+        rows = [r for r in ls(database=database, schemas=schemas) if r.status == engine.PRUNE]
+        alias = database or DEFAULT_DB_ALIAS
+        return [(r.table, r.pgid, bool(r.enabled), alias) for r in rows]
+
+    def prune(
+        self, database: str | None = None, schemas: Sequence[str] | None = None, **options: Any
+    ) -> None:
+        if not is_postgres(database):
+            return
+        declared = targets(database=database)
+        found = _run(database, lambda ex: engine.prune(ex, declared, schemas=schemas))
+        _log("Pruning", found, database)
+
+    def constraints(
+        self, timing: Timing, *uris: str, databases: Sequence[str] | None = None, **options: Any
+    ) -> None:
+        pgids = runtime.deferrable_pgids(*uris)
+        sql = runtime.constraints_sql(timing, pgids)
+        for database in postgres_databases(databases):
+            connection = connections[database]
+            if not connection.in_atomic_block:
+                raise RuntimeError(f'Database "{database}" is not in a transaction.')
+            with connection.cursor() as cursor:
+                cursor.execute(sql)
+
+    # -- per-trigger calls (django-pgtrigger's Trigger.install(model) and friends) ------------
+    def trigger_status(
+        self, trigger: Any, model: Any, database: str | None = None
+    ) -> tuple[str, bool | None]:
+        if not allow_migrate(model, database):
+            return engine.UNALLOWED, None
+        uri = trigger.get_uri(model)
+        target = engine.Target(uri, trigger.compile(model))
+        row = _run(database, lambda ex: engine.ls(ex, [target], None, False))[0]
+        return row.status, row.enabled
+
+    def trigger_action(
+        self, action: str, trigger: Any, model: Any, database: str | None = None
+    ) -> None:
+        if not allow_migrate(model, database):
+            return
+        target = [engine.Target(trigger.get_uri(model), trigger.compile(model))]
+        work = {
+            "install": lambda ex: engine.install(ex, target, force=True),
+            "uninstall": lambda ex: engine.uninstall(ex, target),
+            "enable": lambda ex: engine.set_enabled(ex, target, True),
+            "disable": lambda ex: engine.set_enabled(ex, target, False),
+        }[action]
+        _run(database, work)
