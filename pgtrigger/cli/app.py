@@ -89,21 +89,23 @@ class Context:
     def schemas(self) -> list[str] | None:
         return self.args.schema or self.settings.get("schemas") or None
 
-    def metadata(self) -> Any:
+    def project(self) -> Any:
+        """The SQLAlchemy tables (--target / pyproject) or the Django project (--django)."""
+        from pgtrigger.cli.projects import DjangoProject, SqlaProject
+
         spec = self.args.target or self.settings.get("target")
         if self.args.django or (not spec and os.environ.get("DJANGO_SETTINGS_MODULE")):
-            raise UsageError(
-                "the Django integration is not available in this version of pgtrigger;"
-                " pass --target pkg.module:attr for SQLAlchemy tables"
-            )
+            return DjangoProject(self.args.database)
         if not spec:
             raise UsageError(
-                "no triggers to act on: pass --target pkg.module:attr or set"
-                ' [tool.pgtrigger] target = "pkg.module:attr" in pyproject.toml'
+                "no triggers to act on: pass --target pkg.module:attr, set"
+                ' [tool.pgtrigger] target = "pkg.module:attr" in pyproject.toml,'
+                " or use --django with DJANGO_SETTINGS_MODULE"
             )
         import pgtrigger.sqla  # noqa: F401  (tables' triggers register on import)
 
-        return metadata_of(load_target(spec, self.settings.get("_root")))
+        metadata = metadata_of(load_target(spec, self.settings.get("_root")))
+        return SqlaProject(metadata, self.engine)
 
     def engine(self) -> Any:
         url = self.args.url or os.environ.get("DATABASE_URL") or self.settings.get("url")
@@ -175,87 +177,92 @@ def _report(ctx: Context, verb: str, statuses: Sequence[engine.Status], changed:
 
 
 def run(ctx: Context) -> int:
-    import pgtrigger.sqla as sqla
-
     args = ctx.args
     command = args.command
     if command == "demo":
         from pgtrigger.cli.demo import run_demo
 
         return run_demo(args.url, ctx.stdout)
-    metadata = ctx.metadata()
+    project = ctx.project()
     uris = tuple(getattr(args, "uris", ()) or ())
-    if command == "sql":
-        targets = sqla.targets(*uris, metadata=metadata)
-        for target in targets:
-            compiled = target.compiled
-            if args.template:
-                model, trigger = _registered(target.uri)
-                compiled = trigger.compile(model, args.template)
-            print(f"-- {target.uri}", file=ctx.stdout)
+    try:
+        if command == "sql":
+            return _print_sql(ctx, project, uris)
+        schemas = ctx.schemas
+        scopes = project.scopes
+        progress = output.Progress(len(scopes), command, ctx.stderr)
+        found: list[engine.Status] = []
+        for scope in scopes:
+            progress.step(scope or "")
+            if command in ("ls", "check"):
+                found += project.ls(uris, schemas, scope)
+                continue
+            options: dict[str, Any] = {}
+            if command == "install":
+                options = {
+                    "force": args.force,
+                    "prune": False if args.no_prune else None,
+                    "lock_timeout": args.lock_timeout,
+                }
+            elif command == "uninstall":
+                options = {"lock_timeout": args.lock_timeout}
+            # One transaction per database for every schema asked for: all or nothing.
+            found += project.run(command, uris, schemas, scope, **options)
+        progress.close()
+        return _finish(ctx, command, found)
+    finally:
+        project.close()
+
+
+def _print_sql(ctx: Context, project: Any, uris: Sequence[str]) -> int:
+    for target in project.targets(uris):
+        compiled = target.compiled
+        if ctx.args.template:
+            model, trigger = _registered(target.uri)
+            compiled = trigger.compile(model, ctx.args.template)
+        sql = compiled.uninstall_sql if ctx.args.uninstall else compiled.install_sql
+        print(f"-- {target.uri}", file=ctx.stdout)
+        print(sql.strip(), file=ctx.stdout)
+    return 0
+
+
+def _finish(ctx: Context, command: str, found: list[engine.Status]) -> int:
+    args = ctx.args
+    if command == "ls":
+        show(ctx, found)
+        return 0
+    if command == "check":
+        drift = [
+            r
+            for r in found
+            if r.status != engine.UNALLOWED and (r.status != engine.INSTALLED or r.enabled is False)
+        ]
+        if ctx.args.format == "json":
+            output.dump_json({"ok": not drift, "drift": _rows(drift)}, ctx.stdout)
+        elif drift:
+            print(f"{len(drift)} trigger(s) differ from the code:", file=ctx.stdout)
+            show(ctx, drift)
+        else:
             print(
-                (compiled.uninstall_sql if args.uninstall else compiled.install_sql).strip(),
+                f"ok: {len(found)} trigger(s) installed and enabled, nothing to prune",
                 file=ctx.stdout,
             )
-        return 0
-    bind = ctx.engine()
-    try:
-        schemas = ctx.schemas
-        if command == "ls":
-            show(ctx, sqla.ls(bind, *uris, schema=schemas, metadata=metadata))
-            return 0
-        if command == "check":
-            listed = sqla.ls(bind, *uris, schema=schemas, metadata=metadata)
-            drift = [r for r in listed if r.status != engine.INSTALLED or r.enabled is False]
-            drift = [r for r in drift if r.status != engine.UNALLOWED]
-            if ctx.args.format == "json":
-                output.dump_json({"ok": not drift, "drift": _rows(drift)}, ctx.stdout)
-            elif drift:
-                print(f"{len(drift)} trigger(s) differ from the code:", file=ctx.stdout)
-                show(ctx, drift)
-            else:
-                print(
-                    f"ok: {len(listed)} trigger(s) installed and enabled, nothing to prune",
-                    file=ctx.stdout,
-                )
-            return 1 if drift else 0
-        # One call, one transaction for every schema asked for: all or nothing.
-        kwargs: dict[str, Any] = {"schema": schemas, "metadata": metadata}
-        found: list[engine.Status] = []
-        if command == "install":
-            found = sqla.install(
-                bind,
-                *uris,
-                force=args.force,
-                prune=False if args.no_prune else None,
-                lock_timeout=args.lock_timeout,
-                **kwargs,
-            )
-        elif command == "uninstall":
-            found = sqla.uninstall(bind, *uris, lock_timeout=args.lock_timeout, **kwargs)
-        elif command == "enable":
-            found = sqla.enable(bind, *uris, **kwargs)
-        elif command == "disable":
-            found = sqla.disable(bind, *uris, **kwargs)
-        elif command == "prune":
-            found = sqla.prune(bind, **kwargs)
-        if command == "install":
-            _report(
-                ctx,
-                "installed",
-                found,
-                lambda r: r.target is not None and (r.status != engine.INSTALLED or args.force),
-            )
-            _report_pruned(ctx, found)
-        elif command == "uninstall":
-            _report(ctx, "uninstalled", found, lambda r: r.installed is not None)
-        elif command in ("enable", "disable"):
-            _report(ctx, f"{command}d", found, lambda r: r.installed is not None)
-        elif command == "prune":
-            _report(ctx, "pruned", found, lambda r: True)
-        return 0
-    finally:
-        bind.dispose()
+        return 1 if drift else 0
+    if command == "install":
+        _report(
+            ctx,
+            "installed",
+            found,
+            lambda r: r.target is not None and (r.status != engine.INSTALLED or args.force),
+        )
+        _report_pruned(ctx, found)
+    elif command == "uninstall":
+        _report(ctx, "uninstalled", found, lambda r: r.installed is not None)
+    elif command in ("enable", "disable"):
+        _report(ctx, f"{command}d", found, lambda r: r.installed is not None)
+    elif command == "prune":
+        _report(ctx, "pruned", found, lambda r: True)
+    return 0
 
 
 def _report_pruned(ctx: Context, found: Sequence[engine.Status]) -> None:

@@ -51,7 +51,9 @@ def patch_migrations() -> None:
 
     if "triggers" not in state.DEFAULT_NAMES:
         state.DEFAULT_NAMES = (*state.DEFAULT_NAMES, "triggers")
-    base = getattr(makemigrations.Command, "autodetector", None) if django.VERSION >= (5, 2) else None
+    base = (
+        getattr(makemigrations.Command, "autodetector", None) if django.VERSION >= (5, 2) else None
+    )
     base = base or makemigrations.MigrationAutodetector
     if issubclass(base, AutodetectorMixin):
         return

@@ -115,36 +115,51 @@ class Backend:
         *uris: str,
         database: str | None = None,
         schemas: Sequence[str] | None = None,
+        force: bool = False,
+        prune: bool | None = None,
+        lock_timeout: str | None = None,
         **options: Any,
-    ) -> None:
+    ) -> list[engine.Status]:
         if not is_postgres(database):
-            return
-        prune = not uris and settings.prune_on_install()
+            return []
+        if prune is None:
+            prune = not uris and settings.prune_on_install()
         declared = targets(*uris, database=database)
-        found = _run(
-            database, lambda ex: engine.install(ex, declared, schemas=schemas, prune=prune)
-        )
-        _log(
-            "Installing",
-            [r for r in found if r.target and r.status in ("UNINSTALLED", "OUTDATED")],
+        found: list[engine.Status] = _run(
             database,
+            lambda ex: engine.install(
+                ex,
+                declared,
+                schemas=schemas,
+                prune=bool(prune),
+                force=force,
+                lock_timeout=lock_timeout,
+            ),
         )
+        changed = [r for r in found if r.target and r.status in ("UNINSTALLED", "OUTDATED")]
+        _log("Installing", changed, database)
+        return found
 
     def uninstall(
         self,
         *uris: str,
         database: str | None = None,
         schemas: Sequence[str] | None = None,
+        lock_timeout: str | None = None,
         **options: Any,
-    ) -> None:
+    ) -> list[engine.Status]:
         if not is_postgres(database):
-            return
+            return []
         prune = not uris and settings.prune_on_install()
         declared = targets(*uris, database=database)
-        found = _run(
-            database, lambda ex: engine.uninstall(ex, declared, schemas=schemas, prune=prune)
+        found: list[engine.Status] = _run(
+            database,
+            lambda ex: engine.uninstall(
+                ex, declared, schemas=schemas, prune=prune, lock_timeout=lock_timeout
+            ),
         )
         _log("Uninstalling", [r for r in found if r.installed], database)
+        return found
 
     def _toggle(
         self,
@@ -152,14 +167,15 @@ class Backend:
         enabled: bool,
         database: str | None,
         schemas: Sequence[str] | None,
-    ) -> None:
+    ) -> list[engine.Status]:
         if not is_postgres(database):
-            return
+            return []
         declared = targets(*uris, database=database)
-        found = _run(
+        found: list[engine.Status] = _run(
             database, lambda ex: engine.set_enabled(ex, declared, enabled, schemas=schemas)
         )
         _log("Enabling" if enabled else "Disabling", [r for r in found if r.installed], database)
+        return found
 
     def enable(
         self,
@@ -167,8 +183,8 @@ class Backend:
         database: str | None = None,
         schemas: Sequence[str] | None = None,
         **options: Any,
-    ) -> None:
-        self._toggle(uris, True, database, schemas)
+    ) -> list[engine.Status]:
+        return self._toggle(uris, True, database, schemas)
 
     def disable(
         self,
@@ -176,8 +192,8 @@ class Backend:
         database: str | None = None,
         schemas: Sequence[str] | None = None,
         **options: Any,
-    ) -> None:
-        self._toggle(uris, False, database, schemas)
+    ) -> list[engine.Status]:
+        return self._toggle(uris, False, database, schemas)
 
     def prunable(
         self, database: str | None = None, schemas: Sequence[str] | None = None, **options: Any
@@ -191,12 +207,15 @@ class Backend:
 
     def prune(
         self, database: str | None = None, schemas: Sequence[str] | None = None, **options: Any
-    ) -> None:
+    ) -> list[engine.Status]:
         if not is_postgres(database):
-            return
+            return []
         declared = targets(database=database)
-        found = _run(database, lambda ex: engine.prune(ex, declared, schemas=schemas))
+        found: list[engine.Status] = _run(
+            database, lambda ex: engine.prune(ex, declared, schemas=schemas)
+        )
         _log("Pruning", found, database)
+        return found
 
     def constraints(
         self, timing: Timing, *uris: str, databases: Sequence[str] | None = None, **options: Any
