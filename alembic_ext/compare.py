@@ -34,6 +34,12 @@ def _metadatas(autogen_context: AutogenContext) -> list[MetaData]:
     return list(target)
 
 
+def _table_filter(autogen_context: AutogenContext, table: Table, reflected: bool) -> bool:
+    """``include_object`` for the trigger's table: excluded tables keep their triggers."""
+    run: Any = autogen_context.run_object_filters
+    return bool(run(table, table.name, "table", reflected, None))
+
+
 def _object_filter(autogen_context: AutogenContext, obj: Any, name: str, reflected: bool) -> bool:
     """``include_object`` sees our triggers with type "pgtrigger" (Alembic's types are SQLA's)."""
     run: Any = autogen_context.run_object_filters
@@ -48,7 +54,14 @@ def snapshot(installed: engine.InstalledTrigger, default_schema: str | None) -> 
         hash=installed.hash,
         install_sql=installed.restore_sql(),
         uninstall_sql=installed.drop_sql(),
+        is_constraint=installed.is_constraint,
     )
+
+
+def trigger_name(pgid: str) -> str:
+    """The trigger name inside a pgid (``pgtrigger_{name}_{5 hex}``), as Postgres stores it."""
+    body = pgid[len("pgtrigger_") :] if pgid.startswith("pgtrigger_") else pgid
+    return body[:-6] if len(body) > 6 and body[-6] == "_" else body
 
 
 def compare_triggers(
@@ -61,39 +74,53 @@ def compare_triggers(
     wanted = {default_schema if s is None else s for s in schemas}
 
     declared: dict[tuple[str | None, str, str], tuple[str, Any, Table]] = {}
+    # Declared triggers the user's filters exclude: their installed copies are left alone.
+    excluded: set[tuple[str | None, str, str]] = set()
+    excluded_tables: set[tuple[str | None, str]] = set()
     for metadata in _metadatas(autogen_context):
         for table in metadata.sorted_tables:
             schema = table.schema or default_schema
-            if schema not in wanted or not autogen_context.run_name_filters(
+            if schema not in wanted:
+                continue
+            if not autogen_context.run_name_filters(
                 table.name, "table", {"schema_name": table.schema}
-            ):
+            ) or not _table_filter(autogen_context, table, False):
+                excluded_tables.add((schema, table.name))
                 continue
             for trigger in triggers_of(table):
                 compiled = trigger.compile(table)
                 uri = trigger.get_uri(table)
-                if not _object_filter(autogen_context, compiled, uri, False):
-                    continue
-                declared[(schema, table.name, compiled.pgid)] = (uri, compiled, table)
+                key = (schema, table.name, compiled.pgid)
+                if _object_filter(autogen_context, compiled, uri, False):
+                    declared[key] = (uri, compiled, table)
+                else:
+                    excluded.add(key)
 
     catalog = engine.read_catalog(ConnectionExecutor(connection), definitions=True)
     drops: list[Any] = []
     creates: list[Any] = []
     for trig in catalog.triggers:
         key = (trig.schema, trig.table, trig.pgid)
-        if trig.schema not in wanted or not autogen_context.run_name_filters(
-            trig.table,
-            "table",
-            {"schema_name": None if trig.schema == default_schema else trig.schema},
+        if (
+            trig.schema not in wanted
+            or key in excluded
+            or (trig.schema, trig.table) in excluded_tables
+        ):
+            continue
+        reflected_schema = None if trig.schema == default_schema else trig.schema
+        if not autogen_context.run_name_filters(
+            trig.table, "table", {"schema_name": reflected_schema}
+        ) or not _table_filter(
+            autogen_context, Table(trig.table, MetaData(), schema=reflected_schema), True
         ):
             continue
         found = declared.pop(key, None)
         old = snapshot(trig, default_schema)
         if found is None:
-            if _object_filter(autogen_context, old, trig.pgid, True):
-                LOGGER.info(
-                    "Detected removed trigger %s on %s.%s", trig.pgid, trig.schema, trig.table
-                )
-                drops.append(DropPgTriggerOp(f"{_label(old)}:{trig.pgid}", old))
+            uri = f"{_label(old)}:{trigger_name(trig.pgid)}"
+            if _object_filter(autogen_context, old, uri, True):
+                LOGGER.info("Detected removed trigger %s (%s)", uri, trig.pgid)
+                drops.append(DropPgTriggerOp(uri, old))
         elif trig.hash != found[1].hash:
             LOGGER.info("Detected changed trigger %s", found[0])
             creates.append(ReplacePgTriggerOp(found[0], found[1], old))

@@ -14,7 +14,7 @@ from typing import Any
 from alembic.operations import MigrateOperation, Operations
 
 from alembic_ext.snapshot import Snapshot
-from pgtrigger import compiler
+from pgtrigger import compiler, sqltext
 
 Frozen = compiler.Trigger | Snapshot
 
@@ -116,4 +116,13 @@ def _drop(operations: Operations, operation: DropPgTriggerOp) -> None:
 
 @Operations.implementation_for(ReplacePgTriggerOp)
 def _replace(operations: Operations, operation: ReplacePgTriggerOp) -> None:
-    run_sql(operations, operation.trigger.install_sql_for(_server_version(operations)))
+    sql = operation.trigger.install_sql_for(_server_version(operations))
+    previous = operation.previous
+    if previous.is_constraint and not operation.trigger.is_constraint:
+        # CREATE OR REPLACE TRIGGER cannot replace a constraint trigger: drop it first (the
+        # migration's transaction hides the gap).
+        sql = (
+            f"DROP TRIGGER IF EXISTS {sqltext.ident(previous.pgid)} ON {previous.quoted_table};\n"
+            + sql
+        )
+    run_sql(operations, sql)

@@ -21,6 +21,7 @@ class Snapshot:
     hash: str | None
     install_sql: str
     uninstall_sql: str
+    is_constraint: bool = False
 
     def install_sql_for(self, server_version: int | None = None) -> str:
         return self.install_sql

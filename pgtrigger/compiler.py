@@ -406,6 +406,13 @@ class Trigger:
         return self.sql.template_version
 
     @property
+    def is_constraint(self) -> bool:
+        """A constraint (deferrable) trigger, which CREATE OR REPLACE TRIGGER cannot replace."""
+        if isinstance(self.sql, UpsertTriggerSqlV2):
+            return self.sql.constraint
+        return self.sql.kwargs.get("constraint") == "CONSTRAINT"
+
+    @property
     def function(self) -> str | None:
         return self.sql.function
 

@@ -24,6 +24,9 @@ OUTDATED = "OUTDATED"
 PRUNE = "PRUNE"
 UNALLOWED = "UNALLOWED"
 
+#: A server version that makes templates emit DROP + CREATE instead of CREATE OR REPLACE.
+OR_REPLACE_UNAVAILABLE = 130000
+
 #: pgtrigger supports the PostgreSQL versions that know ``pg_trigger.tgparentid``.
 MIN_SERVER_VERSION = 130000
 
@@ -53,6 +56,8 @@ class InstalledTrigger:
     #: ``pg_get_triggerdef`` / ``pg_get_functiondef`` (read only when asked for).
     trigger_def: str | None = None
     function_def: str | None = None
+    #: A constraint (deferrable) trigger: ``CREATE OR REPLACE TRIGGER`` cannot replace it.
+    is_constraint: bool = False
 
     @property
     def quoted_table(self) -> str:
@@ -77,13 +82,30 @@ class InstalledTrigger:
         parts = [f"DROP TRIGGER IF EXISTS {sqltext.ident(self.pgid)} ON {self.quoted_table};"]
         if self.function_def and self.function_name == self.pgid:
             parts.append(self.function_def.strip().rstrip(";") + ";")
-        parts.append(self.trigger_def.strip().rstrip(";") + ";")
+        parts.append(self._qualified_trigger_def().strip().rstrip(";") + ";")
         if self.hash is not None:
             parts.append(
                 f"COMMENT ON TRIGGER {sqltext.ident(self.pgid)} ON {self.quoted_table}"
                 f" IS {sqltext.string(self.hash)};"
             )
+        if not self.enabled:
+            parts.append(
+                f"ALTER TABLE {self.quoted_table} DISABLE TRIGGER {sqltext.ident(self.pgid)};"
+            )
         return "\n".join(parts)
+
+    def _qualified_trigger_def(self) -> str:
+        """The trigger definition with its function schema-qualified (it may be restored
+        under another search path)."""
+        definition = self.trigger_def or ""
+        marker = " EXECUTE FUNCTION "
+        at = definition.rfind(marker)
+        if at < 0 or self.function_schema is None or self.function_name is None:
+            return definition
+        start = at + len(marker)
+        paren = definition.find("(", start)
+        function = sqltext.qualified(self.function_schema, self.function_name)
+        return definition[:start] + function + definition[paren:]
 
 
 @dataclass(frozen=True)
@@ -132,7 +154,8 @@ SELECT current_setting('server_version_num')::int,
        (SELECT coalesce(json_agg(json_build_array(
                    n.nspname, c.relname, t.tgname, obj_description(t.oid, 'pg_trigger'),
                    t.tgenabled <> 'D', pg_table_is_visible(c.oid), pn.nspname, p.proname,
-                   (SELECT count(*) FROM pg_trigger u WHERE u.tgfoid = t.tgfoid){defs}
+                   (SELECT count(*) FROM pg_trigger u WHERE u.tgfoid = t.tgfoid),
+                   t.tgconstraint <> 0{defs}
                )), '[]')::text
           FROM pg_trigger t
           JOIN pg_class c ON c.oid = t.tgrelid
@@ -174,8 +197,9 @@ def read_catalog(
             function_schema=row[6],
             function_name=row[7],
             function_users=int(row[8]),
-            trigger_def=row[9] if definitions else None,
-            function_def=row[10] if definitions else None,
+            is_constraint=bool(row[9]),
+            trigger_def=row[10] if definitions else None,
+            function_def=row[11] if definitions else None,
         )
         for row in json.loads(triggers_json)
     )
@@ -215,8 +239,8 @@ def _placements(
     if compiled.schema is not None:
         return [compiled.schema] if not schemas or compiled.schema in schemas else []
     if schemas:
-        found = [s for s in schemas if (s, compiled.table_name) in catalog.tables]
-        return list(found) or [None]
+        # Only where the table exists: a tenant schema without it is not a place for it.
+        return [s for s in schemas if (s, compiled.table_name) in catalog.tables]
     return [catalog.visible_schema(compiled.table_name)]
 
 
@@ -255,17 +279,26 @@ def statuses(
                 )
             )
     if include_prune:
-        result.extend(prunable(catalog, claimed, schemas))
+        # Without schemas: the search path, plus the schemas targets name explicitly.
+        named = {t.compiled.schema for t in targets if t.compiled.schema is not None}
+        result.extend(prunable(catalog, claimed, schemas, named))
     return result
 
 
 def prunable(
-    catalog: Catalog, claimed: set[tuple[str, str, str]], schemas: Sequence[str] | None
+    catalog: Catalog,
+    claimed: set[tuple[str, str, str]],
+    schemas: Sequence[str] | None,
+    named_schemas: set[str] | None = None,
 ) -> list[Status]:
-    """pgtrigger triggers no target claims, in the schemas asked for (default: search path)."""
+    """pgtrigger triggers no target claims, in the schemas asked for (default: the search
+    path and ``named_schemas``, the schemas declared tables name explicitly)."""
     orphans = []
     for trig in catalog.triggers:
-        in_scope = trig.schema in schemas if schemas else trig.visible
+        if schemas:
+            in_scope = trig.schema in schemas
+        else:
+            in_scope = trig.visible or trig.schema in (named_schemas or ())
         if in_scope and (trig.schema, trig.table, trig.pgid) not in claimed:
             orphans.append(
                 Status(None, trig.schema, trig.table, trig.pgid, PRUNE, trig.enabled, None, trig)
@@ -305,7 +338,12 @@ def install_steps(catalog: Catalog, found: Sequence[Status], force: bool = False
                 f'Cannot install trigger "{row.target.uri}": table "{compiled.table_name}"'
                 " does not exist on the search path"
             )
-        sql = compiled.install_sql_for(catalog.server_version)
+        version = catalog.server_version
+        if row.installed is not None and row.installed.is_constraint:
+            version = (
+                OR_REPLACE_UNAVAILABLE  # CREATE OR REPLACE cannot replace a constraint trigger
+            )
+        sql = compiled.install_sql_for(version)
         if compiled.schema is None:
             sql = _in_schema(sql, row.schema, compiled.table_name, catalog)
         steps.append(Step(f'trigger "{row.target.uri}" on table "{row.schema}.{row.table}"', sql))
