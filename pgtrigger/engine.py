@@ -249,6 +249,7 @@ def statuses(
     targets: Sequence[Target],
     schemas: Sequence[str] | None = None,
     include_prune: bool = True,
+    declared_pgids: Iterable[str] = (),
 ) -> list[Status]:
     """Installation status of each target (per schema), then the orphans to prune."""
     result: list[Status] = []
@@ -281,7 +282,7 @@ def statuses(
     if include_prune:
         # Without schemas: the search path, plus the schemas targets name explicitly.
         named = {t.compiled.schema for t in targets if t.compiled.schema is not None}
-        result.extend(prunable(catalog, claimed, schemas, named))
+        result.extend(prunable(catalog, claimed, schemas, named, set(declared_pgids)))
     return result
 
 
@@ -290,11 +291,16 @@ def prunable(
     claimed: set[tuple[str, str, str]],
     schemas: Sequence[str] | None,
     named_schemas: set[str] | None = None,
+    declared_pgids: set[str] | None = None,
 ) -> list[Status]:
     """pgtrigger triggers no target claims, in the schemas asked for (default: the search
-    path and ``named_schemas``, the schemas declared tables name explicitly)."""
+    path and ``named_schemas``, the schemas declared tables name explicitly). A trigger whose
+    pgid code declares elsewhere (``declared_pgids``: another MetaData, another app) is not
+    an orphan."""
     orphans = []
     for trig in catalog.triggers:
+        if declared_pgids and trig.pgid in declared_pgids:
+            continue
         if schemas:
             in_scope = trig.schema in schemas
         else:
@@ -425,10 +431,11 @@ def ls(
     targets: Sequence[Target],
     schemas: Sequence[str] | None = None,
     include_prune: bool = True,
+    declared_pgids: Iterable[str] = (),
 ) -> list[Status]:
     """Status of every target, then the orphans to prune: one catalog query."""
     catalog = read_catalog(executor, _table_names(targets))
-    return statuses(catalog, targets, schemas, include_prune)
+    return statuses(catalog, targets, schemas, include_prune, declared_pgids)
 
 
 def install(
@@ -439,13 +446,14 @@ def install(
     force: bool = False,
     prune: bool = False,
     lock_timeout: str | None = None,
+    declared_pgids: Iterable[str] = (),
 ) -> list[Status]:
     """Install what is missing or outdated (everything with ``force``); prune orphans if asked.
 
     Returns the statuses read before installing. Two round trips when anything changes.
     """
     catalog = read_catalog(executor, _table_names(targets))
-    found = statuses(catalog, targets, schemas, include_prune=prune)
+    found = statuses(catalog, targets, schemas, prune, declared_pgids)
     steps = install_steps(catalog, [row for row in found if row.target is not None], force)
     if prune:
         steps += drop_steps([row for row in found if row.status == PRUNE])
@@ -460,10 +468,11 @@ def uninstall(
     schemas: Sequence[str] | None = None,
     prune: bool = False,
     lock_timeout: str | None = None,
+    declared_pgids: Iterable[str] = (),
 ) -> list[Status]:
     """Drop the targets' triggers (and their functions); prune orphans too if asked."""
     catalog = read_catalog(executor, _table_names(targets))
-    found = statuses(catalog, targets, schemas, include_prune=prune)
+    found = statuses(catalog, targets, schemas, prune, declared_pgids)
     apply(executor, drop_steps(found), lock_timeout)
     return found
 
@@ -489,10 +498,12 @@ def prune(
     *,
     schemas: Sequence[str] | None = None,
     lock_timeout: str | None = None,
+    declared_pgids: Iterable[str] = (),
 ) -> list[Status]:
     """Drop pgtrigger triggers that no target declares, in the schemas asked for."""
     catalog = read_catalog(executor, _table_names(targets))
-    orphans = [row for row in statuses(catalog, targets, schemas) if row.status == PRUNE]
+    found = statuses(catalog, targets, schemas, True, declared_pgids)
+    orphans = [row for row in found if row.status == PRUNE]
     apply(executor, drop_steps(orphans), lock_timeout)
     return orphans
 

@@ -38,11 +38,12 @@ class State:
         return not self.ignored and not self.schemas
 
     def ignore_value(self) -> str:
-        """The ``pgtrigger.ignore`` value: a text array of pgids ('' when nothing is ignored).
+        """The ``pgtrigger.ignore`` value: a text array of pgids (``{}`` when none).
 
-        django-pgtrigger's installed triggers read the same array, so they skip too.
+        django-pgtrigger's installed triggers read the same array, so they skip too; an empty
+        array (not an empty string) spares their per-row exception handler.
         """
-        return sqltext.text_array(sorted(self.ignored)) if self.ignored else ""
+        return sqltext.text_array(sorted(self.ignored))
 
     def search_path_value(self) -> str:
         return ", ".join(sqltext.ident(s, "schema") for s in self.schemas)

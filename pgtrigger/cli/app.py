@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from pgtrigger import engine
 from pgtrigger.cli import output
@@ -28,8 +29,30 @@ NOTHING_TO = {
 COMMANDS = ("ls", "install", "uninstall", "enable", "disable", "prune", "sql", "check", "demo")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one line (``pgtrigger: error: ...``) and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"pgtrigger: error: {message} (see pgtrigger {self._command()}--help)\n")
+
+    def _command(self) -> str:
+        words = self.prog.split()[1:]
+        return " ".join(words) + " " if words else ""
+
+
+_LOCK_TIMEOUT = re.compile(r"^\d+(\.\d+)?\s*(us|ms|s|min|h|d)?$")
+
+
+def _lock_timeout(value: str) -> str:
+    if not _LOCK_TIMEOUT.match(value.strip()):
+        raise argparse.ArgumentTypeError(
+            f"invalid lock timeout {value!r}; use a number with a unit, e.g. 500ms, 5s, 1min"
+        )
+    return value.strip()
+
+
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "--target", help="pkg.module:attr naming a MetaData, declarative Base or list of tables"
     )
@@ -43,11 +66,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--format", choices=("table", "json"), default="table")
     common.add_argument(
-        "--lock-timeout", help="give up waiting for table locks after this long (e.g. 5s)"
+        "--lock-timeout",
+        type=_lock_timeout,
+        help="give up waiting for table locks after this long (e.g. 5s)",
     )
     common.add_argument("-v", "--verbose", action="store_true", help="show tracebacks")
 
-    parser = argparse.ArgumentParser(prog="pgtrigger", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="pgtrigger", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     helps = {
@@ -249,17 +274,30 @@ def _finish(ctx: Context, command: str, found: list[engine.Status]) -> int:
             )
         return 1 if drift else 0
     if command == "install":
-        _report(
-            ctx,
-            "installed",
-            found,
-            lambda r: r.target is not None and (r.status != engine.INSTALLED or args.force),
-        )
-        _report_pruned(ctx, found)
+        installed = [
+            r
+            for r in found
+            if r.target is not None and (r.status != engine.INSTALLED or args.force)
+        ]
+        pruned = [r for r in found if r.status == engine.PRUNE]
+        if ctx.args.format == "json":
+            output.dump_json(
+                {"action": "installed", "triggers": _rows(installed), "pruned": _rows(pruned)},
+                ctx.stdout,
+            )
+        else:
+            _report(ctx, "installed", installed, lambda r: True)
+            _report_pruned(ctx, pruned)
     elif command == "uninstall":
         _report(ctx, "uninstalled", found, lambda r: r.installed is not None)
     elif command in ("enable", "disable"):
-        _report(ctx, f"{command}d", found, lambda r: r.installed is not None)
+        wanted = command == "enable"
+        _report(
+            ctx,
+            f"{command}d",
+            found,
+            lambda r: r.installed is not None and r.target is not None and r.enabled is not wanted,
+        )
     elif command == "prune":
         _report(ctx, "pruned", found, lambda r: True)
     return 0

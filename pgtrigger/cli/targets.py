@@ -46,8 +46,9 @@ def load_target(spec: str, root: str | None = None) -> Any:
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:
+        first_line = (str(exc).strip().splitlines() or [""])[0]
         raise UsageError(
-            f"cannot import target module {module_name!r}: {type(exc).__name__}: {exc}"
+            f"cannot import target module {module_name!r}: {type(exc).__name__}: {first_line}"
         ) from exc
     obj: Any = module
     for part in attr.split("."):

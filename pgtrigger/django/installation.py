@@ -88,7 +88,7 @@ def ls(
 ) -> list[engine.Status]:
     declared = targets(*uris, database=database)
     rows: list[engine.Status] = _run(
-        database, lambda ex: engine.ls(ex, declared, schemas, not uris)
+        database, lambda ex: engine.ls(ex, declared, schemas, not uris, registry.all_pgids())
     )
     return rows
 
@@ -134,6 +134,7 @@ class Backend:
                 prune=bool(prune),
                 force=force,
                 lock_timeout=lock_timeout,
+                declared_pgids=registry.all_pgids(),
             ),
         )
         changed = [r for r in found if r.target and r.status in ("UNINSTALLED", "OUTDATED")]
@@ -155,7 +156,12 @@ class Backend:
         found: list[engine.Status] = _run(
             database,
             lambda ex: engine.uninstall(
-                ex, declared, schemas=schemas, prune=prune, lock_timeout=lock_timeout
+                ex,
+                declared,
+                schemas=schemas,
+                prune=prune,
+                lock_timeout=lock_timeout,
+                declared_pgids=registry.all_pgids(),
             ),
         )
         _log("Uninstalling", [r for r in found if r.installed], database)
@@ -212,7 +218,10 @@ class Backend:
             return []
         declared = targets(database=database)
         found: list[engine.Status] = _run(
-            database, lambda ex: engine.prune(ex, declared, schemas=schemas)
+            database,
+            lambda ex: engine.prune(
+                ex, declared, schemas=schemas, declared_pgids=registry.all_pgids()
+            ),
         )
         _log("Pruning", found, database)
         return found

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pgtrigger import registry, runtime
+from pgtrigger import registry
+from pgtrigger import runtime as core_runtime
 from pgtrigger.clauses import Timing
 from pgtrigger.sqla.declare import describe_table, register, tables_with_triggers, triggers_of
 from pgtrigger.sqla.manage import (
@@ -41,7 +42,7 @@ def constraints(timing: Timing, *uris: str, bind: Any) -> Any:
     """
     from sqlalchemy import text
 
-    sql = runtime.constraints_sql(timing, runtime.deferrable_pgids(*uris))
+    sql = core_runtime.constraints_sql(timing, core_runtime.deferrable_pgids(*uris))
     return bind.execute(text(sql))
 
 

@@ -18,6 +18,13 @@ from pgtrigger.sqla import declare
 from pgtrigger.sqla.executor import ConnectionExecutor
 
 T = TypeVar("T")
+
+
+def _declared() -> frozenset[str]:
+    """Every pgid code declares (any MetaData): none of them is an orphan."""
+    return registry.all_pgids()
+
+
 Schemas = str | Sequence[str] | None
 
 
@@ -69,7 +76,7 @@ def _run(bind: Any, work: Callable[[ConnectionExecutor], T]) -> T:
 def ls(bind: Any, *uris: str, schema: Schemas = None, metadata: Any = None) -> list[engine.Status]:
     """Status of each declared trigger (per schema), then (with no URI) the orphans to prune."""
     declared = targets(*uris, metadata=metadata)
-    return _run(bind, lambda ex: engine.ls(ex, declared, _schemas(schema), not uris))
+    return _run(bind, lambda ex: engine.ls(ex, declared, _schemas(schema), not uris, _declared()))
 
 
 def install(
@@ -94,6 +101,7 @@ def install(
             force=force,
             prune=do_prune,
             lock_timeout=lock_timeout,
+            declared_pgids=_declared(),
         ),
     )
 
@@ -136,7 +144,10 @@ def prunable(bind: Any, schema: Schemas = None, metadata: Any = None) -> list[en
 
 def prune(bind: Any, schema: Schemas = None, metadata: Any = None) -> list[engine.Status]:
     declared = targets(metadata=metadata)
-    return _run(bind, lambda ex: engine.prune(ex, declared, schemas=_schemas(schema)))
+    return _run(
+        bind,
+        lambda ex: engine.prune(ex, declared, schemas=_schemas(schema), declared_pgids=_declared()),
+    )
 
 
 # -- asyncio: the same functions accept AsyncEngine / AsyncConnection and return awaitables --

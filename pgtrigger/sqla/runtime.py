@@ -47,9 +47,11 @@ def apply_state(
     runtime.send_state(
         dbapi_connection, paramstyle, state, carried=carried, session=session, memo=info
     )
-    info[KEY] = (
-        None if (state.is_default and not session) else (id(dbapi_connection), state, session)
-    )
+    # Remember even the default: a savepoint rollback may bring an earlier state back.
+    info[KEY] = (id(dbapi_connection), state, session)
+
+
+_TRANSACTION_CONTROL = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
 
 
 def _before_cursor_execute(
@@ -59,8 +61,20 @@ def _before_cursor_execute(
     state = runtime.current()
     if carries(fairy.info, fairy.dbapi_connection, state):
         return
-    if conn.dialect.name == "postgresql":
-        apply_state(fairy.info, fairy.dbapi_connection, conn.dialect.paramstyle, state)
+    if conn.dialect.name != "postgresql" or _failed_transaction(fairy.dbapi_connection):
+        return  # nothing can run in a failed transaction; its rollback must go first
+    if isinstance(statement, str) and statement.lstrip().upper().startswith(_TRANSACTION_CONTROL):
+        return  # SQLAlchemy's own savepoint statements: the next real statement applies state
+    apply_state(fairy.info, fairy.dbapi_connection, conn.dialect.paramstyle, state)
+
+
+def _failed_transaction(dbapi_connection: Any) -> bool:
+    info = getattr(dbapi_connection, "info", None)  # psycopg 3
+    status = getattr(info, "transaction_status", None)
+    if status is not None:
+        return bool(status.name == "INERROR")
+    getter = getattr(dbapi_connection, "get_transaction_status", None)  # psycopg2
+    return bool(getter is not None and getter() == 3)
 
 
 def _committed(conn: Connection, *args: Any) -> None:
@@ -97,8 +111,13 @@ def _checkin(dbapi_connection: Any, record: Any) -> None:
     if not entry[2]:
         info[KEY] = None  # the pool's reset rolls back, ending transaction-local settings
         return
+    if entry[1] == runtime.DEFAULT:
+        return
     try:
         apply_state(info, dbapi_connection, _paramstyle(dbapi_connection), runtime.DEFAULT)
+        if not getattr(dbapi_connection, "autocommit", False):
+            # Autocommit was already switched back off: make the reset stick.
+            dbapi_connection.commit()
     except Exception:  # the next statement through SQLAlchemy resets it instead
         LOGGER.warning("pgtrigger: could not reset a pooled connection's state", exc_info=True)
         info[KEY] = (entry[0], None, True)

@@ -52,7 +52,7 @@ def test_ignore_all_and_sql() -> None:
         }
         sql = runtime.apply_sql(state)
         assert sql.startswith("SELECT set_config('pgtrigger.ignore', '{\"pgtrigger_")
-    assert runtime.apply_sql(runtime.State()) == "SELECT set_config('pgtrigger.ignore', '', true)"
+    assert runtime.apply_sql(runtime.State()) == "SELECT set_config('pgtrigger.ignore', '{}', true)"
     with pgtrigger.schema('we"ird'):
         assert "set_config('search_path', '\"we\"\"ird\", public', true)" in runtime.apply_sql(
             runtime.current(), "public"

@@ -211,7 +211,8 @@ def _ignore_sql(state: str, uri: str, other_uri: str) -> str | None:
     if state == "never":
         return None
     if state == "empty":
-        return runtime.apply_sql(runtime.State())
+        # '' is what django-pgtrigger leaves behind; our runtime writes '{}' (both: none ignored).
+        return "SELECT set_config('pgtrigger.ignore', '', true), set_config('x.y', '{}', true)"
     target = uri if state == "this" else other_uri
     with pgtrigger.ignore(target):
         return runtime.apply_sql(runtime.current())
