@@ -55,9 +55,9 @@ Method
 * Results: medians over rounds. Overhead in µs per row = (median variant - median baseline) /
   rows affected. The v2/v1 ratio of total statement time is paired: v2/v1 within each round,
   then the median of those ratios.
-* Noise: the ``spread`` column is the widest (max - min) / median over rounds of any of the
-  three variants in that row; above 15 % the row is flagged ``noisy`` (another load on the
-  machine, usually): rerun before trusting it.
+* Noise: the ``noise`` column is the largest median absolute deviation over rounds, as a
+  percent of the median, of the three variants in that row; above 5 % the row is flagged
+  ``noisy`` (usually other load on the machine): rerun before trusting it.
 * Sanity: each statement's row count, and for the version bump the number of rows bumped,
   are checked against whether the trigger should have run in that state.
 
@@ -104,8 +104,9 @@ ROW_TARGET_US = 2.0
 FSM_TARGET_US = 1.0
 RATIO_TARGET = 0.5
 WARMUP_ROWS = 200
-#: Rounds of one variant further apart than this (percent of their median) are flagged noisy.
-NOISY_SPREAD_PCT = 15.0
+#: A row whose rounds deviate more than this (median absolute deviation, % of the median) is
+#: flagged noisy.
+NOISY_PCT = 5.0
 
 F = pgtrigger.FieldDescription
 CREATE_TABLE = """
@@ -435,8 +436,8 @@ class Row:
     v1_us_per_row: float
     v2_us_per_row: float
     v2_v1_ratio: float
-    #: The widest spread of one variant's rounds, (max - min) / median, in percent.
-    spread_pct: float
+    #: The largest median absolute deviation of one variant's rounds, % of its median.
+    noise_pct: float
     v2_us_ok: bool
     ratio_ok: bool
 
@@ -450,7 +451,9 @@ def summarize(case: Case, rows: int, times: dict[str, dict[str, list[float]]]) -
         ratio = statistics.median(b / a for a, b in zip(t["v1"], t["v2"]))
         v1_us = (med["v1"] - med["baseline"]) * 1000.0 / affected
         v2_us = (med["v2"] - med["baseline"]) * 1000.0 / affected
-        spread = max((max(t[v]) - min(t[v])) / med[v] * 100.0 for v in VARIANTS)
+        noise = max(
+            statistics.median(abs(x - med[v]) for x in t[v]) / med[v] * 100.0 for v in VARIANTS
+        )
         result.append(
             Row(
                 state=state,
@@ -460,7 +463,7 @@ def summarize(case: Case, rows: int, times: dict[str, dict[str, list[float]]]) -
                 v1_us_per_row=v1_us,
                 v2_us_per_row=v2_us,
                 v2_v1_ratio=ratio,
-                spread_pct=spread,
+                noise_pct=noise,
                 v2_us_ok=v2_us <= case.target_us,
                 ratio_ok=ratio <= RATIO_TARGET,
             )
@@ -474,7 +477,7 @@ def format_case(case: Case, rows: int, summary: Sequence[Row]) -> str:
         f"    {case.sql(rows)}   ({case.affected(rows):,} rows;"
         f" targets: v2 <= {case.target_us:g} us/row, v2/v1 <= {RATIO_TARGET:g})",
         f"    {'state':<14}{'base ms':>10}{'v1 ms':>10}{'v2 ms':>10}"
-        f"{'v1 us/row':>11}{'v2 us/row':>11}{'v2/v1':>8}{'spread':>8}  flags",
+        f"{'v1 us/row':>11}{'v2 us/row':>11}{'v2/v1':>8}{'noise':>8}  flags",
     ]
     for r in summary:
         flags = []
@@ -482,12 +485,12 @@ def format_case(case: Case, rows: int, summary: Sequence[Row]) -> str:
             flags.append(f"MISS v2 > {case.target_us:g} us/row")
         if not r.ratio_ok:
             flags.append(f"MISS v2/v1 > {RATIO_TARGET:g}")
-        if r.spread_pct > NOISY_SPREAD_PCT:
+        if r.noise_pct > NOISY_PCT:
             flags.append("noisy")
         lines.append(
             f"    {STATE_LABELS[r.state]:<14}{r.baseline_ms:>10.1f}{r.v1_ms:>10.1f}{r.v2_ms:>10.1f}"
             f"{r.v1_us_per_row:>11.2f}{r.v2_us_per_row:>11.2f}{r.v2_v1_ratio:>8.2f}"
-            f"{r.spread_pct:>7.0f}%  " + ("; ".join(flags) or "ok")
+            f"{r.noise_pct:>7.1f}%  " + ("; ".join(flags) or "ok")
         )
     return "\n".join(lines)
 

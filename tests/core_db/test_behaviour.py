@@ -212,7 +212,7 @@ def _ignore_sql(state: str, uri: str, other_uri: str) -> str | None:
         return None
     if state == "empty":
         # '' is what django-pgtrigger leaves behind; our runtime writes '{}' (both: none ignored).
-        return "SELECT set_config('pgtrigger.ignore', '', true), set_config('x.y', '{}', true)"
+        return "SELECT set_config('pgtrigger.ignore', '', true)"
     target = uri if state == "this" else other_uri
     with pgtrigger.ignore(target):
         return runtime.apply_sql(runtime.current())
