@@ -266,3 +266,19 @@ def send_state(
             parts.append(f"set_config('search_path', {{}}, {scope})")
             params.append(path)
     run_dbapi(dbapi_connection, paramstyle, "SELECT " + ", ".join(parts), tuple(params))
+
+
+_PSYCOPG2_STATUS = {0: "IDLE", 1: "ACTIVE", 2: "INTRANS", 3: "INERROR", 4: "UNKNOWN"}
+
+
+def transaction_status(dbapi_connection: Any) -> str:
+    """IDLE, ACTIVE, INTRANS, INERROR or UNKNOWN, for psycopg 3, psycopg2 and others."""
+    info = getattr(dbapi_connection, "info", None)
+    status = getattr(info, "transaction_status", None)
+    if status is None:
+        getter = getattr(dbapi_connection, "get_transaction_status", None)
+        status = getter() if getter is not None else None
+    if status is None:
+        return "UNKNOWN"
+    name = getattr(status, "name", None)  # psycopg 3 enum
+    return str(name) if name is not None else _PSYCOPG2_STATUS.get(int(status), "UNKNOWN")

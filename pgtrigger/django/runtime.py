@@ -24,11 +24,7 @@ _IDLE, _INERROR = "IDLE", "INERROR"
 
 
 def _transaction_status(dbapi: Any) -> str:
-    info = getattr(dbapi, "info", None)
-    if info is not None:  # psycopg 3
-        return str(info.transaction_status.name)
-    status = dbapi.get_transaction_status()  # psycopg2: 0 idle, 2 in transaction, 3 in error
-    return {0: _IDLE, 3: _INERROR}.get(status, "INTRANS")
+    return runtime.transaction_status(dbapi)
 
 
 class _Carried:

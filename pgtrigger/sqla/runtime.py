@@ -69,12 +69,7 @@ def _before_cursor_execute(
 
 
 def _failed_transaction(dbapi_connection: Any) -> bool:
-    info = getattr(dbapi_connection, "info", None)  # psycopg 3
-    status = getattr(info, "transaction_status", None)
-    if status is not None:
-        return bool(status.name == "INERROR")
-    getter = getattr(dbapi_connection, "get_transaction_status", None)  # psycopg2
-    return bool(getter is not None and getter() == 3)
+    return runtime.transaction_status(dbapi_connection) == "INERROR"
 
 
 def _committed(conn: Connection, *args: Any) -> None:
