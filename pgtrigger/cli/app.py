@@ -285,8 +285,10 @@ def _finish(ctx: Context, command: str, found: list[engine.Status]) -> int:
                 {"action": "installed", "triggers": _rows(installed), "pruned": _rows(pruned)},
                 ctx.stdout,
             )
-        else:
+        elif installed or not pruned:
             _report(ctx, "installed", installed, lambda r: True)
+            _report_pruned(ctx, pruned)
+        else:
             _report_pruned(ctx, pruned)
     elif command == "uninstall":
         _report(ctx, "uninstalled", found, lambda r: r.installed is not None)
