@@ -35,15 +35,35 @@ from pgtrigger.sqla.runtime import install_hooks
 install_hooks()
 
 
+_INSTALLED_CONSTRAINTS = (
+    "SELECT tgname FROM pg_trigger WHERE tgconstraint <> 0 AND tgname = ANY(:names) ORDER BY 1"
+)
+
+
 def constraints(timing: Timing, *uris: str, bind: Any) -> Any:
     """``SET CONSTRAINTS`` for deferrable triggers, in ``bind``'s current transaction.
 
-    ``bind`` is a Connection, Session, AsyncConnection or AsyncSession.
+    ``bind`` is a Connection, Session, AsyncConnection or AsyncSession (then await the
+    result). With no URI: every registered deferrable trigger installed in that database.
     """
     from sqlalchemy import text
 
-    sql = core_runtime.constraints_sql(timing, core_runtime.deferrable_pgids(*uris))
-    return bind.execute(text(sql))
+    pgids = core_runtime.deferrable_pgids(*uris)
+    if uris:
+        return bind.execute(text(core_runtime.constraints_sql(timing, pgids)))
+    find = text(_INSTALLED_CONSTRAINTS)
+    if type(bind).__module__.startswith("sqlalchemy.ext.asyncio"):
+
+        async def run_async() -> None:
+            found = (await bind.execute(find, {"names": pgids})).scalars().all()
+            if found:
+                await bind.execute(text(core_runtime.constraints_sql(timing, found)))
+
+        return run_async()
+    found = bind.execute(find, {"names": pgids}).scalars().all()
+    if found:
+        bind.execute(text(core_runtime.constraints_sql(timing, found)))
+    return None
 
 
 def registered(*uris: str) -> list[tuple[Any, Any]]:
