@@ -50,7 +50,14 @@ def add_trigger(schema_editor: Any, model: type[Model], trigger: Any) -> None:
 
 
 def remove_trigger(schema_editor: Any, model: type[Model], trigger: Any) -> None:
-    schema_editor.execute(_compiled(trigger, model).uninstall_sql, params=None)
+    """Drop a trigger from the model's table as it is now: after a RenameModel or a renamed
+    db_table in the same migration, the trigger lives on the renamed table."""
+    compiled = _compiled(trigger, model)
+    table = sqltext.legacy_quote(model._meta.db_table)
+    sql = f"DROP TRIGGER IF EXISTS {compiled.sql.quoted_pgid} ON {table};"
+    if compiled.template_version == "v2" and compiled.function:
+        sql += f"\nDROP FUNCTION IF EXISTS {compiled.function}();"
+    schema_editor.execute(sql, params=None)
 
 
 class _TriggerOperation(IndexOperation):
