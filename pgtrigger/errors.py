@@ -23,6 +23,11 @@ class UnknownTriggerError(PgTriggerError, LookupError):
     """A trigger URI names no registered trigger."""
 
 
+class MalformedURIError(UnknownTriggerError, ValueError):
+    """A trigger URI that is not ``<table or app_label.Model>:<name>`` (also a ValueError,
+    as django-pgtrigger raised)."""
+
+
 class RegistrationError(PgTriggerError, KeyError):
     """Two registered triggers clash (same URI with another definition, same pgid)."""
 

@@ -11,7 +11,7 @@ import difflib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pgtrigger.errors import RegistrationError, UnknownTriggerError
+from pgtrigger.errors import MalformedURIError, RegistrationError, UnknownTriggerError
 
 if TYPE_CHECKING:
     from pgtrigger.triggers import Trigger
@@ -57,7 +57,7 @@ def delete(uri: str) -> None:
 
 def _lookup(uri: str) -> tuple[Any, Trigger, str]:
     if not isinstance(uri, str) or ":" not in uri:
-        raise UnknownTriggerError(
+        raise MalformedURIError(
             f'Trigger URI "{uri}" must be in the format "<table or app_label.Model>:<trigger name>"'
         )
     try:

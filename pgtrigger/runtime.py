@@ -182,6 +182,9 @@ def schema(*schemas: str, **integration_options: Any) -> _StateContext:
     return _StateContext(change)
 
 
+schema.session = _ignore_session  # type: ignore[attr-defined]  # django-pgtrigger's schema.session()
+
+
 def constraints_sql(timing: Timing, pgids: Iterable[str]) -> str:
     """``SET CONSTRAINTS ... IMMEDIATE|DEFERRED`` for deferrable triggers."""
     if not isinstance(timing, Timing):

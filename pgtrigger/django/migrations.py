@@ -155,6 +155,12 @@ class RemoveTrigger(_TriggerOperation):
         return f"remove_{self.model_name_lower}_{self.name.lower()}"
 
 
+# Migration files name the operations by django-pgtrigger's path, so projects can move
+# between the two packages in either direction.
+AddTrigger.__module__ = "pgtrigger.migrations"
+RemoveTrigger.__module__ = "pgtrigger.migrations"
+
+
 def _proxy_m2m_dependencies(op: CreateModel) -> None:
     """A proxy of an auto-created through model must come after its many-to-many field."""
     for base in op.bases:
@@ -276,7 +282,8 @@ class AutodetectorMixin:
 
 
 _DEPENDENT_TRIGGERS_SQL = """
-SELECT t.tgname, pg_get_triggerdef(t.oid), obj_description(t.oid, 'pg_trigger')
+SELECT t.tgname, pg_get_triggerdef(t.oid), obj_description(t.oid, 'pg_trigger'),
+       t.tgenabled = 'D'
   FROM pg_trigger t
   JOIN pg_depend d ON d.classid = 'pg_trigger'::regclass AND d.objid = t.oid
   JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
@@ -325,17 +332,19 @@ class SchemaEditorMixin:
         with self.connection.cursor() as cursor:
             cursor.execute(_DEPENDENT_TRIGGERS_SQL, [table, column])
             dependents = cursor.fetchall()
-            for name, _definition, _hash in dependents:
+            for name, _definition, _hash, _disabled in dependents:
                 cursor.execute(f"DROP TRIGGER {sqltext.ident(name)} ON {table}")
         yield
         with self.connection.cursor() as cursor:
-            for name, definition, hash_ in dependents:
+            for name, definition, hash_, disabled in dependents:
                 cursor.execute(definition)
                 if hash_ is not None:
                     cursor.execute(
                         f"COMMENT ON TRIGGER {sqltext.ident(name)} ON {table}"
                         f" IS {sqltext.string(hash_)}"
                     )
+                if disabled:
+                    cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {sqltext.ident(name)}")
 
     def create_model(self, model: Any) -> None:
         # Tables created outside migrations (run_syncdb, tests) and RemoveModel reversals

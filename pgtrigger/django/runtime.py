@@ -11,6 +11,7 @@ and failed transactions need no special cases.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from django.core.signals import request_finished
@@ -38,11 +39,22 @@ class _Carried:
         self.memo: dict[str, Any] = {}
 
 
+# What each *database* connection carries. Keyed by the DB-API connection, not Django's
+# wrapper: pooled connections (psycopg pool, persistent connections) move between wrappers.
+_by_dbapi: weakref.WeakKeyDictionary[Any, _Carried] = weakref.WeakKeyDictionary()
+
+
 def _carried(connection: Any) -> _Carried:
-    carried: _Carried | None = connection.__dict__.get("_pgtrigger_carried")
+    dbapi = connection.connection
+    carried = _by_dbapi.get(dbapi)
     if carried is None:
-        carried = connection.__dict__["_pgtrigger_carried"] = _Carried()
+        carried = _by_dbapi[dbapi] = _Carried()
     return carried
+
+
+def _peek(connection: Any) -> _Carried | None:
+    dbapi = connection.connection
+    return None if dbapi is None else _by_dbapi.get(dbapi)
 
 
 def ensure(connection: Any, state: runtime.State) -> None:
@@ -70,7 +82,7 @@ def ensure(connection: Any, state: runtime.State) -> None:
 def _wrapper(execute: Any, sql: Any, params: Any, many: bool, context: dict[str, Any]) -> Any:
     connection = context["connection"]
     state = runtime.current()
-    carried = connection.__dict__.get("_pgtrigger_carried")
+    carried = _peek(connection)
     if (carried is None and state.is_default) or (
         carried is not None
         and carried.local is None
@@ -92,8 +104,8 @@ def install_wrapper(connection: Any, **kwargs: Any) -> None:
 
 def _reset_after_request(**kwargs: Any) -> None:
     for connection in connections.all(initialized_only=True):
-        carried = connection.__dict__.get("_pgtrigger_carried")
-        if carried is None or connection.connection is None:
+        carried = _peek(connection)
+        if carried is None:
             continue
         if carried.session != runtime.DEFAULT and connection.get_autocommit():
             try:
