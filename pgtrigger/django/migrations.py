@@ -223,11 +223,28 @@ class AutodetectorMixin:
                 self.add_operation(app_label, self._add_op(model, trigger))
         return super().generate_added_constraints()  # type: ignore[misc]
 
+    def _table_renamed(self, app_label: str, model_name: str) -> bool:
+        old_name = self.renamed_models.get((app_label, model_name), model_name)
+        try:
+            old = self.from_state.apps.get_model(app_label, old_name)._meta.db_table
+            new = self.to_state.apps.get_model(app_label, model_name)._meta.db_table
+        except LookupError:
+            return False
+        return bool(old != new)
+
     def generate_removed_constraints(self) -> Any:
         for (app_label, model_name), (_, removed) in self.altered_triggers.items():
+            old_name = self.renamed_models.get((app_label, model_name))
+            moved = old_name is not None or self._table_renamed(app_label, model_name)
             for trigger in removed:
-                op = RemoveTrigger(model_name=model_name, name=trigger.name)
-                self.add_operation(app_label, op)
+                if moved:
+                    # A renamed model or table: drop the old triggers first (under the old
+                    # name), so the migration also reverses: they come back after the rename.
+                    op = RemoveTrigger(model_name=old_name or model_name, name=trigger.name)
+                    self.add_operation(app_label, op, beginning=True)
+                else:
+                    op = RemoveTrigger(model_name=model_name, name=trigger.name)
+                    self.add_operation(app_label, op)
         return super().generate_removed_constraints()  # type: ignore[misc]
 
     def generate_created_models(self) -> Any:

@@ -248,3 +248,32 @@ def test_autodetector_add_change_remove(
         migrate("migapp", "0001")  # RemoveTrigger reversed: the old triggers come back
         assert installed_triggers() == before
         assert set(app_statuses("migapp").values()) == {("INSTALLED", "ENABLED")}
+
+
+def test_renamed_model_moves_its_triggers_in_both_directions() -> None:
+    """Renaming a model drops its triggers before the rename and adds them after it, so the
+    migration also reverses (the old triggers come back once the table has its old name)."""
+    from django.core.management.commands import makemigrations
+    from django.db import models
+    from django.db.migrations.questioner import MigrationQuestioner
+    from django.db.migrations.state import ModelState, ProjectState
+
+    trigger = pgtrigger.Protect(name="no_delete", operation=pgtrigger.Delete)
+
+    def state(name: str) -> ProjectState:
+        project = ProjectState()
+        fields = [("id", models.AutoField(primary_key=True)), ("title", models.TextField())]
+        project.add_model(ModelState("renapp", name, fields, options={"triggers": [trigger]}))
+        return project
+
+    autodetector = getattr(makemigrations.Command, "autodetector", None)
+    autodetector = autodetector or makemigrations.MigrationAutodetector
+    questioner = MigrationQuestioner({"ask_rename_model": True})
+    changes = autodetector(state("Post"), state("Article"), questioner)._detect_changes()
+    operations = changes["renapp"][0].operations
+    assert [type(op).__name__ for op in operations] == [
+        "RemoveTrigger",
+        "RenameModel",
+        "AddTrigger",
+    ]
+    assert operations[0].model_name == "post" and operations[2].model_name == "article"
