@@ -364,6 +364,10 @@ def extra_alias(project: Any, alias: str, **options: Any) -> Iterator[str]:
 def pooled(live_db: Any) -> Iterator[str]:
     """Django's psycopg pool (Django 5.1+) with one connection: every checkout gets the same
     server session."""
+    import django
+
+    if django.VERSION < (5, 1):
+        pytest.skip("Django's connection pool arrived in Django 5.1")
     pytest.importorskip("psycopg_pool")
     with extra_alias(live_db, "pooled", pool={"min_size": 1, "max_size": 1}) as alias:
         yield alias
