@@ -277,3 +277,31 @@ def test_renamed_model_moves_its_triggers_in_both_directions() -> None:
         "AddTrigger",
     ]
     assert operations[0].model_name == "post" and operations[2].model_name == "article"
+
+
+def test_switching_to_template_v2_reinstalls_in_one_migration(
+    fresh_db: object, scratch_migrations: str
+) -> None:
+    """PGTRIGGER_TEMPLATE = "v2": the next makemigrations re-installs every trigger (one
+    migration, that also reverses to the v1 triggers)."""
+    from pgtrigger.compiler import UpsertTriggerSqlV2
+
+    with override_settings(MIGRATION_MODULES={"migapp": f"{scratch_migrations}.migapp"}):
+        generate(scratch_migrations, "migapp")
+        migrate("migapp")
+        v1 = app_statuses("migapp")
+        assert v1 and set(v1.values()) == {("INSTALLED", "ENABLED")}
+        with override_settings(PGTRIGGER_TEMPLATE="v2"):
+            written = generate(scratch_migrations, "migapp", name="template_v2")
+            migration = written["migapp.0002_template_v2"].Migration
+            added = [op for op in migration.operations if isinstance(op, AddTrigger)]
+            removed = [op for op in migration.operations if isinstance(op, RemoveTrigger)]
+            assert len(added) == len(removed) == len(v1)
+            assert all(isinstance(op.trigger.sql, UpsertTriggerSqlV2) for op in added)
+            migrate("migapp")
+            assert app_statuses("migapp") == v1  # every trigger INSTALLED, now as v2
+            out = io.StringIO()
+            call_command("makemigrations", "migapp", "--check", "--dry-run", stdout=out)
+            assert "No changes detected" in out.getvalue()
+        migrate("migapp", "0001")
+        assert app_statuses("migapp") == v1  # back to the v1 triggers
