@@ -43,6 +43,16 @@ def add_backend(backend: Backend) -> None:
         _backends.append(backend)
 
 
+def backends() -> list[Backend]:
+    """The registered backends (a copy), for ``set_backends``."""
+    return list(_backends)
+
+
+def set_backends(new: list[Backend]) -> None:
+    """Replace the registered backends, e.g. to isolate tests."""
+    _backends[:] = new
+
+
 def _backend(options: dict[str, Any]) -> Backend:
     for backend in reversed(_backends):
         if backend.accepts(options):

@@ -112,3 +112,18 @@ def register(*triggers: Trigger) -> Callable[[Any], Any]:
         return model
 
     return _wrap
+
+
+def snapshot() -> dict[str, tuple[Any, Trigger, str]]:
+    """A copy of the registry (uri -> (model, trigger, pgid)), for ``restore``."""
+    return dict(_registry)
+
+
+def restore(entries: dict[str, tuple[Any, Trigger, str]]) -> None:
+    """Replace the registry's content, e.g. to isolate tests that register triggers."""
+    global _all_pgids
+    _registry.clear()
+    _registry.update(entries)
+    _pgids.clear()
+    _pgids.update({pgid: uri for uri, (_, _, pgid) in entries.items()})
+    _all_pgids = None

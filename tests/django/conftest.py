@@ -46,7 +46,7 @@ from pgtrigger import registry
 from tests.django import settings as project_settings
 from tests.pgservers import DatabaseDSN, PgServer, pool_of
 
-_before = (set(registry._registry), list(core_installation._backends))
+_before = (set(registry.snapshot()), core_installation.backends())
 if not settings.configured:
     settings.configure(
         **{
@@ -57,25 +57,21 @@ if not settings.configured:
     )
 django.setup()
 #: What django.setup() registered (Meta.triggers, pgtrigger.register, django-pghistory).
-DJANGO_ENTRIES = {uri: e for uri, e in registry._registry.items() if uri not in _before[0]}
-DJANGO_BACKENDS = [b for b in core_installation._backends if b not in _before[1]]
+DJANGO_ENTRIES = {uri: e for uri, e in registry.snapshot().items() if uri not in _before[0]}
+DJANGO_BACKENDS = [b for b in core_installation.backends() if b not in _before[1]]
 
 
 def _set_process_state(
     entries: Mapping[str, tuple[object, object, str]], backends: list[object]
 ) -> None:
-    registry._registry.clear()
-    registry._registry.update(entries)  # type: ignore[arg-type]
-    registry._pgids.clear()
-    registry._pgids.update({pgid: uri for uri, (_, _, pgid) in entries.items()})
-    registry._all_pgids = None
-    core_installation._backends[:] = backends  # type: ignore[assignment]
+    registry.restore(dict(entries))  # type: ignore[arg-type]
+    core_installation.set_backends(backends)  # type: ignore[arg-type]
 
 
 @contextlib.contextmanager
 def django_registry() -> Iterator[None]:
     """pgtrigger's process-wide state as in a Django project: its triggers, its backend."""
-    saved = (dict(registry._registry), list(core_installation._backends))
+    saved = (registry.snapshot(), core_installation.backends())
     _set_process_state(DJANGO_ENTRIES, DJANGO_BACKENDS)
     try:
         yield
@@ -85,8 +81,8 @@ def django_registry() -> Iterator[None]:
 
 # Out of the way of the other suites until a Django test runs.
 _set_process_state(
-    {uri: e for uri, e in registry._registry.items() if uri not in DJANGO_ENTRIES},
-    [b for b in core_installation._backends if b not in DJANGO_BACKENDS],
+    {uri: e for uri, e in registry.snapshot().items() if uri not in DJANGO_ENTRIES},
+    [b for b in core_installation.backends() if b not in DJANGO_BACKENDS],
 )
 
 from django.core.management import call_command  # noqa: E402
