@@ -154,11 +154,14 @@ SELECT current_setting('server_version_num')::int,
        (SELECT coalesce(json_agg(json_build_array(
                    n.nspname, c.relname, t.tgname, obj_description(t.oid, 'pg_trigger'),
                    t.tgenabled <> 'D', pg_table_is_visible(c.oid), pn.nspname, p.proname,
-                   (SELECT count(*) FROM pg_trigger u WHERE u.tgfoid = t.tgfoid),
+                   coalesce(users.n, 0),
                    t.tgconstraint <> 0{defs}
                )), '[]')::text
           FROM pg_trigger t
           JOIN pg_class c ON c.oid = t.tgrelid
+          -- how many triggers run each function: one pass over pg_trigger, not one per row
+          LEFT JOIN (SELECT tgfoid, count(*) AS n FROM pg_trigger GROUP BY tgfoid) users
+                 ON users.tgfoid = t.tgfoid
           JOIN pg_namespace n ON n.oid = c.relnamespace
           LEFT JOIN pg_proc p ON p.oid = t.tgfoid
           LEFT JOIN pg_namespace pn ON pn.oid = p.pronamespace
