@@ -80,15 +80,23 @@ def _drop_functions(target: Table, connection: Any, **kw: Any) -> None:
         _run(connection, DropTriggerFunctions(target))
 
 
-def listen(table: Table) -> None:
-    """Hook a table's create and drop (once, when its first trigger is attached)."""
-    event.listen(table, "after_create", _only_postgresql(_install))
-    event.listen(table, "after_drop", _only_postgresql(_drop_functions))
+def _after_create(target: Table, connection: Any, **kw: Any) -> None:
+    if declare.triggers_of(target) and connection.dialect.name == "postgresql":
+        _install(target, connection, **kw)
 
 
-def _only_postgresql(handler: Any) -> Any:
-    def run(target: Table, connection: Any, **kw: Any) -> None:
-        if connection.dialect.name == "postgresql":
-            handler(target, connection, **kw)
+def _after_drop(target: Table, connection: Any, **kw: Any) -> None:
+    if declare.triggers_of(target) and connection.dialect.name == "postgresql":
+        _drop_functions(target, connection, **kw)
 
-    return run
+
+_listening = False
+
+
+def listen() -> None:
+    """Hook table creation and drops once, for every Table (cheaper than per table)."""
+    global _listening
+    if not _listening:
+        event.listen(Table, "after_create", _after_create)
+        event.listen(Table, "after_drop", _after_drop)
+        _listening = True

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 _triggers: weakref.WeakKeyDictionary[Table, list[Trigger]] = weakref.WeakKeyDictionary()
 _mappers: weakref.WeakKeyDictionary[Table, Mapper[Any]] = weakref.WeakKeyDictionary()
+_descriptions: weakref.WeakKeyDictionary[Table, tuple[Any, TableDescription]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def to_table(target: Any) -> Table:
@@ -51,10 +54,9 @@ def attach(trigger: Trigger, table: Table) -> None:
             )
     trigger.register(table)
     existing.append(trigger)
-    if len(existing) == 1:
-        from pgtrigger.sqla import ddl
+    from pgtrigger.sqla import ddl
 
-        ddl.listen(table)
+    ddl.listen()
 
 
 def triggers_of(target: Any) -> list[Trigger]:
@@ -107,6 +109,11 @@ def describe_table(target: Any) -> TableDescription | None:
     else:
         return None
     mapper = _mapper_for(table)
+    # Tables only grow (columns added, a mapper found later): both are part of the key.
+    key = (len(table.columns), id(mapper) if mapper is not None else None)
+    cached = _descriptions.get(table)
+    if cached is not None and cached[0] == key:
+        return cached[1]
     names: dict[str, str] = {}
     if mapper is not None:
         for prop in mapper.column_attrs:
@@ -124,7 +131,7 @@ def describe_table(target: Any) -> TableDescription | None:
         )
         for col in table.columns
     )
-    return TableDescription(
+    description = TableDescription(
         name=table.name,
         schema=table.schema,
         primary_key=tuple(col.name for col in table.primary_key.columns),
@@ -133,6 +140,8 @@ def describe_table(target: Any) -> TableDescription | None:
         template="v2",
         target=table,
     )
+    _descriptions[table] = (key, description)
+    return description
 
 
 core_table.register_describer(describe_table)
