@@ -86,11 +86,9 @@ class ReplacePgTriggerOp(MigrateOperation):
 def _server_version(operations: Operations) -> int | None:
     if operations.migration_context.as_sql:
         return None
-    info = operations.get_bind().dialect.server_version_info
-    if not info:
-        return None
-    major, minor = (*tuple(info), 0)[:2]
-    return int(major) * 10000 + int(minor)
+    from pgtrigger.sqla.executor import server_version
+
+    return server_version(operations.get_bind().dialect)
 
 
 def run_sql(operations: Operations, sql: str) -> None:

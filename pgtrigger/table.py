@@ -9,8 +9,8 @@ ORM object while the core works from the description.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pgtrigger import sqltext
@@ -162,7 +162,6 @@ class _DefaultMeta:
     """``{meta.db_table}`` and friends for tables that are not Django models."""
 
     table: TableDescription
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def db_table(self) -> str:

@@ -34,17 +34,9 @@ class DropTriggerFunctions(ExecutableDDLElement):
         self.table = table
 
 
-def _server_version(compiler: DDLCompiler) -> int | None:
-    info = getattr(compiler.dialect, "server_version_info", None)
-    if not info:
-        return None
-    major, minor = (*tuple(info), 0)[:2]
-    return int(major) * 10000 + int(minor)
-
-
 @compiles(InstallTriggers, "postgresql")
 def _compile_install(element: InstallTriggers, compiler: DDLCompiler, **kw: Any) -> str:
-    version = _server_version(compiler)
+    version = executor.server_version(compiler.dialect)
     sql = "\n".join(
         trigger.compile(element.table).install_sql_for(version).strip()
         for trigger in declare.triggers_of(element.table)

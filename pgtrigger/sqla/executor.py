@@ -11,6 +11,16 @@ from pgtrigger import sqltext
 _NO_PARAMETERS = {"no_parameters": True}
 
 
+def server_version(dialect: Any) -> int | None:
+    """``server_version_num`` (e.g. 150020) from a dialect's ``server_version_info``; None when
+    no server was seen (offline SQL: templates then assume a current PostgreSQL)."""
+    info = getattr(dialect, "server_version_info", None)
+    if not info:
+        return None
+    major, minor = (*tuple(info), 0)[:2]
+    return int(major) * 10000 + int(minor)
+
+
 def one_statement_driver(connection: Connection) -> bool:
     """asyncpg prepares every statement, so it takes one statement per call."""
     return connection.dialect.driver == "asyncpg"
