@@ -57,19 +57,36 @@ def current() -> State:
     return _state.get()
 
 
-def apply_sql(state: State, base_search_path: str | None = None) -> str:
-    """One statement (no bind parameters) that makes a transaction carry ``state``.
+#: Where a transaction keeps its search path from before ``schema()`` changed it.
+_STASH = "pgtrigger.search_path"
+_PATH_BEFORE = (
+    f"coalesce(nullif(current_setting('{_STASH}', true), ''), current_setting('search_path'))"
+)
 
-    Settings are transaction-local, so they vanish at commit or rollback on their own.
-    ``base_search_path`` is appended after ``schema()``'s schemas (the connection's own).
+
+def _state_parts(state: State, carried: State | None, value: Callable[[str], str]) -> list[str]:
+    """``set_config`` calls (transaction-local) that turn ``carried`` into ``state``.
+
+    ``schema()`` first stashes the transaction's own search path in a setting of ours (only
+    the first time), so leaving it restores that path on the server, without a round trip to
+    read it; every setting ends with the transaction.
     """
-    parts = [f"set_config('pgtrigger.ignore', {sqltext.string(state.ignore_value())}, true)"]
-    if state.schemas or base_search_path is not None:
-        path = state.search_path_value()
-        if base_search_path:
-            path = f"{path}, {base_search_path}" if path else base_search_path
-        parts.append(f"set_config('search_path', {sqltext.string(path)}, true)")
-    return "SELECT " + ", ".join(parts)
+    parts = [f"set_config('pgtrigger.ignore', {value(state.ignore_value())}, true)"]
+    if state.schemas:
+        parts.append(f"set_config('{_STASH}', {_PATH_BEFORE}, true)")
+        parts.append(f"set_config('search_path', {value(state.search_path_value())}, true)")
+    elif carried is None or carried.schemas:
+        parts.append(f"set_config('search_path', {_PATH_BEFORE}, true)")
+    return parts
+
+
+def apply_sql(state: State, carried: State | None = DEFAULT) -> str:
+    """One statement (literals, no bind parameters) that makes a transaction carry ``state``.
+
+    ``carried``: what the transaction carries now (None: unknown). Settings are
+    transaction-local, so they vanish at commit or rollback on their own.
+    """
+    return "SELECT " + ", ".join(_state_parts(state, carried, sqltext.string))
 
 
 class _StateContext:
@@ -215,10 +232,6 @@ def deferrable_pgids(*uris: str) -> list[str]:
 
 
 # -- sending state over a DB-API connection (shared by the integrations) ----------------------
-#: Where ``send_state`` keeps a connection's own search path (read once, when first needed).
-BASE_SEARCH_PATH = "pgtrigger.base_search_path"
-
-
 def _placeholders(paramstyle: str, count: int) -> list[str]:
     if paramstyle == "numeric_dollar":
         return [f"${i}" for i in range(1, count + 1)]
@@ -242,33 +255,127 @@ def run_dbapi(
         cursor.close()
 
 
-def send_state(
-    dbapi_connection: Any,
-    paramstyle: str,
-    state: State,
-    *,
-    carried: State | None,
-    session: bool,
-    memo: dict[str, Any],
-) -> None:
-    """Make a connection carry ``state`` with one ``SELECT set_config(...)`` (bind parameters).
+def run_script(dbapi_connection: Any, sql: str) -> None:
+    """Run ``sql`` (no bind parameters; may hold several statements) in one round trip."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(sql)
+    finally:
+        cursor.close()
 
-    ``carried`` is what it carries now (None: unknown); ``session`` picks session-level
-    settings (autocommit) over transaction-local ones. ``memo`` is per-connection storage.
+
+def send_state(dbapi_connection: Any, paramstyle: str, state: State, *, carried: State | None) -> None:
+    """Make the current transaction carry ``state``: one ``SELECT set_config(...)``.
+
+    Settings are transaction-local, never session-level: a transaction-pooling proxy may give
+    the server connection to another client as soon as this transaction ends. ``carried`` is
+    what the transaction carries now (None: unknown). Values go as bind parameters.
     """
-    scope = "false" if session else "true"
-    parts = [f"set_config('pgtrigger.ignore', {{}}, {scope})"]
-    params: list[Any] = [state.ignore_value()]
-    if state.schemas or carried is None or carried.schemas:
-        if state.schemas and BASE_SEARCH_PATH not in memo:
-            memo[BASE_SEARCH_PATH] = run_dbapi(
-                dbapi_connection, paramstyle, "SHOW search_path", ()
-            )[0][0]
-        path = state.search_path_value() if state.schemas else memo.get(BASE_SEARCH_PATH)
-        if path is not None:
-            parts.append(f"set_config('search_path', {{}}, {scope})")
-            params.append(path)
-    run_dbapi(dbapi_connection, paramstyle, "SELECT " + ", ".join(parts), tuple(params))
+    params: list[str] = []
+
+    def value(text: str) -> str:
+        params.append(text)
+        return "{}"
+
+    sql = "SELECT " + ", ".join(_state_parts(state, carried, value))
+    run_dbapi(dbapi_connection, paramstyle, sql, tuple(params))
+
+
+def is_psycopg3(dbapi_connection: Any) -> bool:
+    module = type(dbapi_connection).__module__
+    return module.startswith("psycopg.") or module == "psycopg"
+
+
+def _begin_command(dbapi_connection: Any, autocommit: bool) -> str:
+    """The ``BEGIN`` psycopg 3 would send itself, with the connection's transaction options."""
+    if autocommit:
+        return "BEGIN"  # autocommit statements run with the server's defaults
+    words = ["BEGIN"]
+    level = getattr(dbapi_connection, "isolation_level", None)
+    if level is not None:
+        words.append("ISOLATION LEVEL " + level.name.replace("_", " "))
+    read_only = getattr(dbapi_connection, "read_only", None)
+    if read_only is not None:
+        words.append("READ ONLY" if read_only else "READ WRITE")
+    deferrable = getattr(dbapi_connection, "deferrable", None)
+    if deferrable is not None:
+        words.append("DEFERRABLE" if deferrable else "NOT DEFERRABLE")
+    return " ".join(words)
+
+
+def can_begin_with_state(dbapi_connection: Any) -> bool:
+    """May we open the transaction ourselves (carrying the state in the same round trip)?
+
+    Only psycopg 3 asks the server whether a transaction is open before sending its own
+    ``BEGIN`` (and before ``COMMIT``/``ROLLBACK``), so it carries on with ours; psycopg2 keeps
+    its own flag and asyncpg prepares every statement (no multi-statement strings).
+    """
+    return is_psycopg3(dbapi_connection) and transaction_status(dbapi_connection) == "IDLE"
+
+
+def begin_with_state(
+    dbapi_connection: Any, paramstyle: str, state: State, *, autocommit: bool
+) -> None:
+    """Open a transaction carrying ``state``: ``BEGIN; SELECT set_config(...)``.
+
+    One round trip on psycopg 3 and psycopg2, two on asyncpg. ``autocommit``: the connection
+    is in autocommit and the caller ends the transaction right after the statement (the
+    statement then runs exactly as in autocommit, but with transaction-local settings).
+    """
+    if paramstyle == "numeric_dollar":  # asyncpg: one prepared statement at a time
+        run_dbapi(dbapi_connection, paramstyle, "BEGIN", ())
+        send_state(dbapi_connection, paramstyle, state, carried=DEFAULT)
+        return
+    begin = _begin_command(dbapi_connection, autocommit)
+    run_script(dbapi_connection, f"{begin}; {apply_sql(state)}")
+
+
+def end_transaction(dbapi_connection: Any, *, commit: bool) -> None:
+    """``COMMIT`` (or ``ROLLBACK``) the transaction ``begin_with_state`` opened in autocommit."""
+    run_script(dbapi_connection, "COMMIT" if commit else "ROLLBACK")
+
+
+#: Statements that cannot run inside a transaction block (so never wrapped in one).
+_NO_TRANSACTION_BLOCK = (
+    "VACUUM",
+    "CREATE DATABASE",
+    "DROP DATABASE",
+    "ALTER SYSTEM",
+    "CREATE TABLESPACE",
+    "DROP TABLESPACE",
+    "CLUSTER",
+    "REINDEX",
+    "CREATE INDEX CONCURRENTLY",
+    "CREATE UNIQUE INDEX CONCURRENTLY",
+    "DROP INDEX CONCURRENTLY",
+    "BEGIN",
+    "START TRANSACTION",
+    "COMMIT",
+    "END",
+    "ROLLBACK",
+    "ABORT",
+    "SAVEPOINT",
+    "RELEASE",
+    "PREPARE TRANSACTION",
+    "COMMIT PREPARED",
+    "ROLLBACK PREPARED",
+)
+
+
+def wrappable_in_autocommit(statement: Any) -> bool:
+    """May an autocommit statement run inside a short transaction of ours?
+
+    Not transaction control, and not the few commands PostgreSQL refuses in a transaction
+    block (``VACUUM``, ``CREATE DATABASE``, ``... CONCURRENTLY``; ``CLUSTER`` and ``REINDEX``
+    too, to be safe): those run as they are, without the state.
+    """
+    if not isinstance(statement, str):
+        return True
+    head = " ".join(statement.lstrip().lstrip("(").split(None, 4)[:4]).upper()
+    return not any(
+        head == word or head.startswith(word + " ") or head.startswith(word + ";")
+        for word in _NO_TRANSACTION_BLOCK
+    )
 
 
 _PSYCOPG2_STATUS = {0: "IDLE", 1: "ACTIVE", 2: "INTRANS", 3: "INERROR", 4: "UNKNOWN"}
@@ -276,6 +383,10 @@ _PSYCOPG2_STATUS = {0: "IDLE", 1: "ACTIVE", 2: "INTRANS", 3: "INERROR", 4: "UNKN
 
 def transaction_status(dbapi_connection: Any) -> str:
     """IDLE, ACTIVE, INTRANS, INERROR or UNKNOWN, for psycopg 3, psycopg2 and others."""
+    asyncpg_connection = getattr(dbapi_connection, "_connection", None)
+    in_transaction = getattr(asyncpg_connection, "is_in_transaction", None)
+    if in_transaction is not None:  # SQLAlchemy's asyncpg adapter
+        return "INTRANS" if in_transaction() else "IDLE"
     info = getattr(dbapi_connection, "info", None)
     status = getattr(info, "transaction_status", None)
     if status is None:

@@ -1,42 +1,42 @@
 """Apply ``pgtrigger.ignore`` / ``schema`` state to Django's database connections.
 
 An execute wrapper on every PostgreSQL connection compares, before each query, the state the
-connection carries with the current context's and sends one ``set_config`` only when they
-differ. Inside ``transaction.atomic`` the settings are transaction-local: one extra statement
-per transaction per change of state, whatever the number of queries. In autocommit (Django's
-default outside atomic blocks) they are session-level, reset as soon as the state changes and
-when a request finishes. User SQL is never rewritten, so named cursors, server-side binding
-and failed transactions need no special cases.
+connection carries with the current context's and sends it only when they differ. Settings
+are always transaction-local, so they end with the transaction and never reach another client
+through a transaction-pooling proxy (pgbouncer):
+
+- inside ``transaction.atomic``, one ``set_config`` per transaction per change of state, in
+  the same round trip as the ``BEGIN`` on psycopg 3;
+- in autocommit (Django's default outside atomic blocks), a query that runs while the state is
+  not the default runs in a short transaction of its own: ``BEGIN; set_config(...)``, the
+  query, ``COMMIT`` (``ROLLBACK`` if it fails).
+
+User SQL is never rewritten, so named cursors, server-side binding and failed transactions
+need no special cases.
 """
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from typing import Any
 
-from django.core.signals import request_finished
 from django.db import connections
 from django.db.backends.signals import connection_created
 
 from pgtrigger import runtime
 
 _UNKNOWN = runtime.State(schemas=("\x00unknown",))  # never equal to a real state
-_IDLE, _INERROR = "IDLE", "INERROR"
-
-
-def _transaction_status(dbapi: Any) -> str:
-    return runtime.transaction_status(dbapi)
+_IDLE, _INTRANS, _INERROR = "IDLE", "INTRANS", "INERROR"
 
 
 class _Carried:
-    """What one connection carries: a session-level state and the current transaction's."""
+    """What the current transaction of one connection carries (None: nothing yet)."""
 
-    __slots__ = ("local", "memo", "session")
+    __slots__ = ("local",)
 
     def __init__(self) -> None:
-        self.session = runtime.DEFAULT
         self.local: runtime.State | None = None
-        self.memo: dict[str, Any] = {}
 
 
 # What each *database* connection carries. Keyed by the DB-API connection, not Django's
@@ -58,37 +58,60 @@ def _peek(connection: Any) -> _Carried | None:
 
 
 def ensure(connection: Any, state: runtime.State) -> None:
-    """Make ``connection`` carry ``state`` before its next query (at most one statement)."""
+    """Make the transaction of ``connection`` carry ``state`` (at most one round trip)."""
     dbapi = connection.connection
     carried = _carried(connection)
-    status = _transaction_status(dbapi)
+    status = runtime.transaction_status(dbapi)
     if status == _IDLE:
         carried.local = None  # the transaction that carried local settings has ended
-    effective = carried.local if carried.local is not None else carried.session
+    effective = carried.local if carried.local is not None else runtime.DEFAULT
     if effective == state or status == _INERROR:
         return
-    if connection.get_autocommit():
-        runtime.send_state(
-            dbapi, "format", state, carried=carried.session, session=True, memo=carried.memo
-        )
-        carried.session, carried.local = state, None
+    if status == _IDLE and runtime.can_begin_with_state(dbapi):
+        runtime.begin_with_state(dbapi, "format", state, autocommit=False)
     else:
-        runtime.send_state(
-            dbapi, "format", state, carried=effective, session=False, memo=carried.memo
-        )
-        carried.local = state
+        runtime.send_state(dbapi, "format", state, carried=carried.local)
+    carried.local = state
+
+
+def _in_own_transaction(
+    connection: Any,
+    state: runtime.State,
+    execute: Any,
+    sql: Any,
+    params: Any,
+    many: bool,
+    context: dict[str, Any],
+) -> Any:
+    """Run an autocommit query in a short transaction carrying ``state``."""
+    dbapi = connection.connection
+    status = runtime.transaction_status(dbapi)
+    if status == _INTRANS:  # a transaction opened by hand (raw BEGIN): mark it, each time
+        runtime.send_state(dbapi, "format", state, carried=None)
+        return execute(sql, params, many, context)
+    if status != _IDLE or not runtime.wrappable_in_autocommit(sql):
+        return execute(sql, params, many, context)
+    runtime.begin_with_state(dbapi, "format", state, autocommit=True)
+    try:
+        result = execute(sql, params, many, context)
+    except BaseException:
+        if not dbapi.closed:
+            with contextlib.suppress(Exception):  # the query's own error is the one to report
+                runtime.end_transaction(dbapi, commit=False)
+        raise
+    runtime.end_transaction(dbapi, commit=True)
+    return result
 
 
 def _wrapper(execute: Any, sql: Any, params: Any, many: bool, context: dict[str, Any]) -> Any:
     connection = context["connection"]
     state = runtime.current()
+    if connection.get_autocommit():
+        if state.is_default:
+            return execute(sql, params, many, context)
+        return _in_own_transaction(connection, state, execute, sql, params, many, context)
     carried = _peek(connection)
-    if (carried is None and state.is_default) or (
-        carried is not None
-        and carried.local is None
-        and carried.session == state
-        and connection.get_autocommit()
-    ):
+    if carried is None and state.is_default:
         return execute(sql, params, many, context)
     ensure(connection, state)
     result = execute(sql, params, many, context)
@@ -102,20 +125,7 @@ def install_wrapper(connection: Any, **kwargs: Any) -> None:
         connection.execute_wrappers.append(_wrapper)
 
 
-def _reset_after_request(**kwargs: Any) -> None:
-    for connection in connections.all(initialized_only=True):
-        carried = _peek(connection)
-        if carried is None:
-            continue
-        if carried.session != runtime.DEFAULT and connection.get_autocommit():
-            try:
-                ensure(connection, runtime.DEFAULT)
-            except Exception:  # a broken connection is discarded by Django anyway
-                carried.session = _UNKNOWN
-
-
 def setup() -> None:
     connection_created.connect(install_wrapper, dispatch_uid="pgtrigger.runtime")
-    request_finished.connect(_reset_after_request, dispatch_uid="pgtrigger.runtime.reset")
     for connection in connections.all():
         install_wrapper(connection)

@@ -1,11 +1,16 @@
 """Apply ``pgtrigger.ignore`` / ``schema`` state to SQLAlchemy connections.
 
 Before each statement a connection compares the state it carries with the current context's
-state (``contextvars``) and, only when they differ, sends one ``set_config`` statement with
-bind parameters. Inside a transaction the settings are transaction-local (so commit and
-rollback clear them: at most one extra statement per transaction per change of state); in
-autocommit they are session-level and reset as soon as the state changes, and when the
-connection goes back to the pool. User statements are never rewritten.
+state (``contextvars``) and, only when they differ, sends it. Settings are always
+transaction-local, so they end with the transaction on their own and never reach another
+client through a transaction-pooling proxy:
+
+- in a transaction, one ``set_config`` per transaction per change of state; on psycopg 3 it
+  rides with the ``BEGIN`` the driver would send anyway (no extra round trip);
+- in autocommit, a statement that runs while the state is not the default runs in a short
+  transaction of its own: ``BEGIN; set_config(...)``, the statement, ``COMMIT``.
+
+User statements are never rewritten.
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ from pgtrigger import runtime
 
 LOGGER = logging.getLogger("pgtrigger")
 KEY = "pgtrigger.state"
+#: Set on a connection's info while a statement runs in a transaction we opened (autocommit).
+WRAPPED = "pgtrigger.wrapped"
 
-# info[KEY] is None (nothing carried) or (id of the DBAPI connection, State or None, session):
-# State None means "unknown" (after a savepoint rollback, a failed reset): always re-apply.
+# info[KEY] is None (nothing carried) or (id of the DBAPI connection, State or None): the state
+# the current transaction carries; None means "unknown" (after a savepoint rollback): re-apply.
 
 
 def carries(info: dict[str, Any], dbapi_connection: Any, state: runtime.State) -> bool:
@@ -37,18 +44,15 @@ def carries(info: dict[str, Any], dbapi_connection: Any, state: runtime.State) -
 def apply_state(
     info: dict[str, Any], dbapi_connection: Any, paramstyle: str, state: runtime.State
 ) -> None:
-    """Make ``dbapi_connection`` carry ``state`` with one statement."""
+    """Make the transaction of ``dbapi_connection`` carry ``state`` (one round trip)."""
     entry = info.get(KEY)
-    if entry is None or entry[0] != id(dbapi_connection):
-        carried, session = runtime.DEFAULT, False
+    if runtime.can_begin_with_state(dbapi_connection):
+        runtime.begin_with_state(dbapi_connection, paramstyle, state, autocommit=False)
     else:
-        carried, session = entry[1], entry[2]
-    session = session or bool(getattr(dbapi_connection, "autocommit", False))
-    runtime.send_state(
-        dbapi_connection, paramstyle, state, carried=carried, session=session, memo=info
-    )
+        carried = runtime.DEFAULT if entry is None or entry[0] != id(dbapi_connection) else entry[1]
+        runtime.send_state(dbapi_connection, paramstyle, state, carried=carried)
     # Remember even the default: a savepoint rollback may bring an earlier state back.
-    info[KEY] = (id(dbapi_connection), state, session)
+    info[KEY] = (id(dbapi_connection), state)
 
 
 _TRANSACTION_CONTROL = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
@@ -58,36 +62,59 @@ def _before_cursor_execute(
     conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
 ) -> None:
     fairy = conn.connection
+    dbapi_connection = fairy.dbapi_connection
     state = runtime.current()
-    if carries(fairy.info, fairy.dbapi_connection, state):
+    if carries(fairy.info, dbapi_connection, state):
         return
-    if conn.dialect.name != "postgresql" or _failed_transaction(fairy.dbapi_connection):
+    if conn.dialect.name != "postgresql":
+        return
+    status = runtime.transaction_status(dbapi_connection)
+    if status == "INERROR":
         return  # nothing can run in a failed transaction; its rollback must go first
     if isinstance(statement, str) and statement.lstrip().upper().startswith(_TRANSACTION_CONTROL):
         return  # SQLAlchemy's own savepoint statements: the next real statement applies state
-    apply_state(fairy.info, fairy.dbapi_connection, conn.dialect.paramstyle, state)
+    paramstyle = conn.dialect.paramstyle
+    if getattr(dbapi_connection, "autocommit", False):
+        # Nothing is carried between autocommit statements (KEY stays None).
+        if status == "INTRANS":  # a transaction the user opened by hand: mark it, each time
+            runtime.send_state(dbapi_connection, paramstyle, state, carried=None)
+        elif runtime.wrappable_in_autocommit(statement) and not _server_side(context):
+            runtime.begin_with_state(dbapi_connection, paramstyle, state, autocommit=True)
+            fairy.info[WRAPPED] = True
+        return
+    apply_state(fairy.info, dbapi_connection, paramstyle, state)
 
 
-def _failed_transaction(dbapi_connection: Any) -> bool:
-    return runtime.transaction_status(dbapi_connection) == "INERROR"
+def _server_side(context: Any) -> bool:
+    # A server-side cursor outlives the statement; it cannot live in a transaction we commit
+    # right away (and in autocommit it needs a transaction of the user's anyway).
+    return bool(getattr(context, "_is_server_side", False))
+
+
+def _after_cursor_execute(conn: Connection, *args: Any) -> None:
+    info = conn.connection.info
+    if info.pop(WRAPPED, False):
+        runtime.end_transaction(conn.connection.dbapi_connection, commit=True)
+
+
+def _handle_error(context: Any) -> None:
+    conn = context.connection
+    if conn is None or conn.invalidated:
+        return
+    fairy = conn.connection
+    if fairy.info.pop(WRAPPED, False) and not context.is_disconnect:
+        try:
+            runtime.end_transaction(fairy.dbapi_connection, commit=False)
+        except Exception:  # the original error matters more; a pool reset rolls back anyway
+            LOGGER.warning("pgtrigger: could not roll back a failed statement", exc_info=True)
 
 
 def _committed(conn: Connection, *args: Any) -> None:
-    info = conn.connection.info
-    entry = info.get(KEY)
-    if entry is not None and not entry[2]:
-        info[KEY] = None  # transaction-local settings ended with the transaction
+    conn.connection.info[KEY] = None  # transaction-local settings ended with the transaction
 
 
 def _rolled_back(conn: Connection, *args: Any) -> None:
-    info = conn.connection.info
-    entry = info.get(KEY)
-    if entry is None:
-        return
-    if not entry[2]:
-        info[KEY] = None
-    else:
-        info[KEY] = (entry[0], None, True)  # a rollback may have undone a session-level set
+    conn.connection.info[KEY] = None
 
 
 def _savepoint_rolled_back(conn: Connection, *args: Any) -> None:
@@ -95,32 +122,14 @@ def _savepoint_rolled_back(conn: Connection, *args: Any) -> None:
     entry = info.get(KEY)
     if entry is not None:
         # Settings made inside the savepoint are gone, earlier ones stay: re-apply next time.
-        info[KEY] = (entry[0], None, entry[2])
+        info[KEY] = (entry[0], None)
 
 
 def _checkin(dbapi_connection: Any, record: Any) -> None:
-    info = record.info
-    entry = info.get(KEY)
-    if entry is None or dbapi_connection is None:
-        return
-    if not entry[2]:
-        info[KEY] = None  # the pool's reset rolls back, ending transaction-local settings
-        return
-    if entry[1] == runtime.DEFAULT:
-        return
-    try:
-        apply_state(info, dbapi_connection, _paramstyle(dbapi_connection), runtime.DEFAULT)
-        if not getattr(dbapi_connection, "autocommit", False):
-            # Autocommit was already switched back off: make the reset stick.
-            dbapi_connection.commit()
-    except Exception:  # the next statement through SQLAlchemy resets it instead
-        LOGGER.warning("pgtrigger: could not reset a pooled connection's state", exc_info=True)
-        info[KEY] = (entry[0], None, True)
-
-
-def _paramstyle(dbapi_connection: Any) -> str:
-    module = type(dbapi_connection).__module__
-    return "numeric_dollar" if "asyncpg" in module else "format"
+    # The pool's reset rolls back (or the connection is closed): transaction-local settings
+    # are gone with it.
+    record.info.pop(KEY, None)
+    record.info.pop(WRAPPED, None)
 
 
 _installed = False
@@ -132,6 +141,8 @@ def install_hooks() -> None:
     if _installed:
         return
     event.listen(Engine, "before_cursor_execute", _before_cursor_execute)
+    event.listen(Engine, "after_cursor_execute", _after_cursor_execute)
+    event.listen(Engine, "handle_error", _handle_error)
     event.listen(Engine, "commit", _committed)
     event.listen(Engine, "rollback", _rolled_back)
     event.listen(Engine, "rollback_savepoint", _savepoint_rolled_back)

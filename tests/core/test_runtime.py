@@ -54,8 +54,8 @@ def test_ignore_all_and_sql() -> None:
         assert sql.startswith("SELECT set_config('pgtrigger.ignore', '{\"pgtrigger_")
     assert runtime.apply_sql(runtime.State()) == "SELECT set_config('pgtrigger.ignore', '{}', true)"
     with pgtrigger.schema('we"ird'):
-        assert "set_config('search_path', '\"we\"\"ird\", public', true)" in runtime.apply_sql(
-            runtime.current(), "public"
+        assert "set_config('search_path', '\"we\"\"ird\"', true)" in runtime.apply_sql(
+            runtime.current()
         )
 
 

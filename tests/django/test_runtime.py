@@ -46,7 +46,14 @@ def dbapi_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         sent.append(sql)
         return original(dbapi, paramstyle, sql, params)
 
+    original_script = pgtrigger.runtime.run_script
+
+    def run_script(dbapi: Any, sql: str) -> None:
+        sent.append(sql)
+        original_script(dbapi, sql)
+
     monkeypatch.setattr(pgtrigger.runtime, "run_dbapi", run_dbapi)
+    monkeypatch.setattr(pgtrigger.runtime, "run_script", run_script)
     return sent
 
 
@@ -60,7 +67,7 @@ def test_ignore_in_autocommit(live_db: object) -> None:
         assert pgtrigger.is_ignored(ROWS) and not pgtrigger.is_ignored(DECORATED)
         assert delete_row(first) == 1
         assert ignore_setting() in (f"{{{pgid(ROWS)}}}", f'{{"{pgid(ROWS)}"}}')  # a text[]
-    # The session-level setting does not outlive the context.
+    # The setting does not outlive the context.
     assert ignore_setting() in ("", "{}", None)
     with blocked("Cannot delete rows"):
         delete_row(second)
@@ -197,16 +204,20 @@ def test_one_statement_per_transaction(live_db: object, dbapi_statements: list[s
         assert len(dbapi_statements) <= 1
         delete_row(pks[0])  # and it is in force
     assert len(dbapi_statements) == 1
-    # Outside any transaction block (autocommit) the setting is session-level: one statement
-    # to set it, one to reset it when the context has ended.
+    # Outside any transaction block (autocommit) nothing is session-level (a transaction
+    # pooler would hand it to another client): each query inside the context runs in a
+    # transaction of ours, "BEGIN; SELECT set_config(...)" then "COMMIT".
     dbapi_statements.clear()
     with pgtrigger.ignore(ROWS):
         for pk in pks[1:]:
             models.ProtectedRow.objects.filter(pk=pk).update(name="y")
         delete_row(pks[1])
-    assert len(dbapi_statements) == 1
+    # 99 updates in autocommit; the delete runs in Django's own atomic block (one statement).
+    assert len(dbapi_statements) == 2 * 99 + 1
+    assert dbapi_statements[0].startswith("BEGIN; SELECT set_config('pgtrigger.ignore'")
+    assert dbapi_statements[1] == "COMMIT"
     assert models.ProtectedRow.objects.count() == 98
-    assert len(dbapi_statements) == 2
+    assert len(dbapi_statements) == 2 * 99 + 1
     # No state, no statement.
     dbapi_statements.clear()
     for pk in pks[2:12]:
@@ -397,8 +408,8 @@ def in_thread(work: Any) -> Any:
 
 
 def test_pooled_connection_does_not_carry_ignore(pooled: str) -> None:
-    """A request whose last query ran inside ``ignore`` in autocommit (a session-level
-    setting) returns its connection to the pool; the next request that gets that connection
+    """A request whose last query ran inside ``ignore`` in autocommit returns its connection
+    to the pool; the next request that gets that connection
     must not skip the trigger."""
     registered = models.Registered.objects.create()
     updates = models.Registered.objects.using(pooled).filter(pk=registered.pk)

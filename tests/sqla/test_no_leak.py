@@ -179,7 +179,7 @@ def test_transactions(module_database: Any, driver: str, clean: tuple[Any, ...])
 
 @pytest.mark.parametrize("level", ["engine", "connection"])
 def test_autocommit(module_database: Any, driver: str, level: str, clean: tuple[Any, ...]) -> None:
-    """Session-level settings are reset when the state changes and at pool checkin.
+    """Autocommit statements inside the context carry the state; nothing stays afterwards.
 
     ``level="connection"`` is ``Connection.execution_options(isolation_level="AUTOCOMMIT")``:
     SQLAlchemy restores the pool's isolation level when the connection is returned.
@@ -201,7 +201,7 @@ def test_autocommit(module_database: Any, driver: str, level: str, clean: tuple[
                     with pgtrigger.ignore(URI):
                         await aw(c3.execute(BUMP))
                         assert await carried(c3) == (ignored_value(), SCHEMA)
-                # The next statement resets the session-level settings first.
+                # Nothing was left on the connections.
                 assert (await settings(c2))[0] in NO_IGNORE
                 assert (await outcome(c2, BUMP) or "").startswith(CANNOT_UPDATE)
             states = await pool_states(engine, driver)
