@@ -24,7 +24,7 @@ import threading
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 _SSL_REQUEST = 80877103
 _GSS_REQUEST = 80877104
@@ -96,7 +96,13 @@ class WireCounter:
         user = f"{parts.username}@" if parts.username else ""
         query["sslmode"] = "disable"
         self.url = urlunsplit(
-            (parts.scheme, f"{user}127.0.0.1:{own_port}", parts.path, urlencode(query), "")
+            (
+                parts.scheme,
+                f"{user}127.0.0.1:{own_port}",
+                parts.path,
+                urlencode(query, quote_via=quote),
+                "",
+            )
         )
         self._lock = threading.Lock()
         self._statements = self._round_trips = self._connections = 0

@@ -304,13 +304,34 @@ def _begin_command(dbapi_connection: Any, autocommit: bool) -> str:
 
 
 def can_begin_with_state(dbapi_connection: Any) -> bool:
-    """May we open the transaction ourselves (carrying the state in the same round trip)?
+    """May we open the transaction ourselves, carrying the state in the same round trip?
 
-    Only psycopg 3 asks the server whether a transaction is open before sending its own
-    ``BEGIN`` (and before ``COMMIT``/``ROLLBACK``), so it carries on with ours; psycopg2 keeps
-    its own flag and asyncpg prepares every statement (no multi-statement strings).
+    Only for a psycopg 3 (sync) connection outside autocommit and pipeline mode: psycopg 3 asks
+    libpq whether a transaction is open before sending its own ``BEGIN`` (and before
+    ``COMMIT``/``ROLLBACK``), so it carries on with ours. psycopg2 keeps its own flag, asyncpg
+    prepares every statement, and async connections must not block on a round trip.
     """
-    return is_psycopg3(dbapi_connection) and transaction_status(dbapi_connection) == "IDLE"
+    if not is_psycopg3(dbapi_connection):
+        return False
+    import psycopg
+
+    return (
+        isinstance(dbapi_connection, psycopg.Connection)
+        and not dbapi_connection.autocommit
+        and getattr(dbapi_connection, "_pipeline", None) is None
+        and transaction_status(dbapi_connection) == "IDLE"
+    )
+
+
+def _exec_on_libpq(dbapi_connection: Any, sql: str) -> None:
+    """Run ``sql`` on psycopg 3's libpq connection: no cursor, so no ``BEGIN`` of its own."""
+    import psycopg
+
+    encoding = dbapi_connection.info.encoding
+    with dbapi_connection.lock:
+        result = dbapi_connection.pgconn.exec_(sql.encode(encoding))
+    if result.status not in (psycopg.pq.ExecStatus.COMMAND_OK, psycopg.pq.ExecStatus.TUPLES_OK):
+        raise psycopg.errors.error_from_result(result, encoding=encoding)
 
 
 def begin_with_state(
@@ -318,16 +339,21 @@ def begin_with_state(
 ) -> None:
     """Open a transaction carrying ``state``: ``BEGIN; SELECT set_config(...)``.
 
-    One round trip on psycopg 3 and psycopg2, two on asyncpg. ``autocommit``: the connection
-    is in autocommit and the caller ends the transaction right after the statement (the
-    statement then runs exactly as in autocommit, but with transaction-local settings).
+    ``autocommit``: the connection is in autocommit and the caller ends the transaction right
+    after the statement (which then runs as in autocommit, but with transaction-local
+    settings): one round trip on psycopg 3 and psycopg2, two on asyncpg. Otherwise the
+    connection must pass ``can_begin_with_state``: the ``BEGIN`` its driver would have sent
+    carries the state, so applying it costs no round trip.
     """
     if paramstyle == "numeric_dollar":  # asyncpg: one prepared statement at a time
         run_dbapi(dbapi_connection, paramstyle, "BEGIN", ())
         send_state(dbapi_connection, paramstyle, state, carried=DEFAULT)
         return
-    begin = _begin_command(dbapi_connection, autocommit)
-    run_script(dbapi_connection, f"{begin}; {apply_sql(state)}")
+    script = f"{_begin_command(dbapi_connection, autocommit)}; {apply_sql(state)}"
+    if autocommit:
+        run_script(dbapi_connection, script)
+    else:
+        _exec_on_libpq(dbapi_connection, script)
 
 
 def end_transaction(dbapi_connection: Any, *, commit: bool) -> None:

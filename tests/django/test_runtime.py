@@ -52,8 +52,15 @@ def dbapi_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         sent.append(sql)
         original_script(dbapi, sql)
 
+    original_on_libpq = pgtrigger.runtime._exec_on_libpq
+
+    def on_libpq(dbapi: Any, sql: str) -> None:  # psycopg 3: the state rides with BEGIN
+        sent.append(sql)
+        original_on_libpq(dbapi, sql)
+
     monkeypatch.setattr(pgtrigger.runtime, "run_dbapi", run_dbapi)
     monkeypatch.setattr(pgtrigger.runtime, "run_script", run_script)
+    monkeypatch.setattr(pgtrigger.runtime, "_exec_on_libpq", on_libpq)
     return sent
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import asyncpg as sqla_asyncpg
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import pgtrigger
+from pgtrigger import runtime
 from tests.sqla.helpers import DRIVERS, aw, connection, created, engine_for, orm_session
 
 P = "sqla_count_"
@@ -41,7 +42,8 @@ class Counter(Base):
 
 URI = f"{P}counter:protect_deletes"
 
-_sent = [0]  # statements handed to the driver
+_sent = [0]  # statements handed to the driver (or, riding with BEGIN, to libpq)
+_riding = [0]  # of which sent with the BEGIN the driver would have sent anyway (psycopg 3)
 
 
 class CountingCursor(psycopg.Cursor):  # type: ignore[type-arg]
@@ -107,6 +109,14 @@ class Counts:
 @pytest.fixture(params=DRIVERS)
 def driver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     name = str(request.param)
+    on_libpq = runtime._exec_on_libpq
+
+    def counted_on_libpq(*args: Any) -> None:
+        _sent[0] += 1
+        _riding[0] += 1
+        on_libpq(*args)
+
+    monkeypatch.setattr(runtime, "_exec_on_libpq", counted_on_libpq)
     if name == "asyncpg":
         cursor = sqla_asyncpg.AsyncAdapt_asyncpg_cursor
         execute, executemany = cursor._prepare_and_execute, cursor.executemany
@@ -180,10 +190,14 @@ def test_100_orm_updates_in_one_ignore_block(
                 results["three transactions"] = counts.since
         return results
 
+    riding = _riding[0]
     results = asyncio.run(main())
     assert results["plain"] == (1 + UPDATES, 0)
     assert results["ignored"] == (1 + UPDATES, 1)
     assert results["three transactions"] == (3 * (1 + UPDATES), 3)
+    # psycopg 3 (sync): each of those four statements was the transaction's BEGIN itself, so
+    # ignore cost no round trip at all.
+    assert _riding[0] - riding == (4 if driver == "psycopg" else 0)
 
 
 def test_entering_and_leaving_within_a_transaction(
