@@ -8,8 +8,9 @@ through a transaction-pooling proxy (pgbouncer):
 - inside ``transaction.atomic``, one ``set_config`` per transaction per change of state, in
   the same round trip as the ``BEGIN`` on psycopg 3;
 - in autocommit (Django's default outside atomic blocks), a query that runs while the state is
-  not the default runs in a short transaction of its own: ``BEGIN; set_config(...)``, the
-  query, ``COMMIT`` (``ROLLBACK`` if it fails).
+  not the default runs in a short transaction of its own (``runtime.ShortTransaction``: on
+  psycopg 3 one pipeline with the query, no extra round trip; on psycopg2
+  ``BEGIN; set_config(...)``, the query, ``COMMIT``).
 
 User SQL is never rewritten, so named cursors, server-side binding and failed transactions
 need no special cases.
@@ -17,7 +18,6 @@ need no special cases.
 
 from __future__ import annotations
 
-import contextlib
 import weakref
 from typing import Any
 
@@ -89,17 +89,28 @@ def _in_own_transaction(
     if status == _INTRANS:  # a transaction opened by hand (raw BEGIN): mark it, each time
         runtime.send_state(dbapi, "format", state, carried=None)
         return execute(sql, params, many, context)
-    if status != _IDLE or not runtime.wrappable_in_autocommit(sql):
+    wrapped = None
+    if status == _IDLE:
+        with connection.wrap_database_errors:
+            wrapped = runtime.short_transaction(
+                dbapi,
+                "format",
+                state,
+                sql,
+                many=many,
+                # Wrappers added after ours (django-pghistory's, say) run inside it and may
+                # prefix the query with statements of their own, which a pipeline refuses.
+                final_sql=connection.execute_wrappers[-1] is _wrapper,
+            )
+    if wrapped is None:
         return execute(sql, params, many, context)
-    runtime.begin_with_state(dbapi, "format", state, autocommit=True)
     try:
         result = execute(sql, params, many, context)
-    except BaseException:
-        if not dbapi.closed:
-            with contextlib.suppress(Exception):  # the query's own error is the one to report
-                runtime.end_transaction(dbapi, commit=False)
+    except BaseException as error:
+        wrapped.close(error)
         raise
-    runtime.end_transaction(dbapi, commit=True)
+    with connection.wrap_database_errors:  # the query's own error may surface here
+        wrapped.close()
     return result
 
 

@@ -8,7 +8,9 @@ client through a transaction-pooling proxy:
 - in a transaction, one ``set_config`` per transaction per change of state; on psycopg 3 it
   rides with the ``BEGIN`` the driver would send anyway (no extra round trip);
 - in autocommit, a statement that runs while the state is not the default runs in a short
-  transaction of its own: ``BEGIN; set_config(...)``, the statement, ``COMMIT``.
+  transaction of its own (``runtime.ShortTransaction``: on psycopg 3 one pipeline with the
+  statement, no extra round trip; elsewhere ``BEGIN; set_config(...)``, the statement,
+  ``COMMIT``).
 
 User statements are never rewritten.
 """
@@ -26,7 +28,7 @@ from pgtrigger import runtime
 
 LOGGER = logging.getLogger("pgtrigger")
 KEY = "pgtrigger.state"
-#: Set on a connection's info while a statement runs in a transaction we opened (autocommit).
+#: A connection's info holds the ``runtime.ShortTransaction`` its autocommit statement runs in.
 WRAPPED = "pgtrigger.wrapped"
 
 # info[KEY] is None (nothing carried) or (id of the DBAPI connection, State or None): the state
@@ -78,9 +80,16 @@ def _before_cursor_execute(
         # Nothing is carried between autocommit statements (KEY stays None).
         if status == "INTRANS":  # a transaction the user opened by hand: mark it, each time
             runtime.send_state(dbapi_connection, paramstyle, state, carried=None)
-        elif runtime.wrappable_in_autocommit(statement) and not _server_side(context):
-            runtime.begin_with_state(dbapi_connection, paramstyle, state, autocommit=True)
-            fairy.info[WRAPPED] = True
+        elif not _server_side(context):
+            wrapped = runtime.short_transaction(
+                dbapi_connection,
+                paramstyle,
+                state,
+                statement,
+                many=executemany,
+            )
+            if wrapped is not None:
+                fairy.info[WRAPPED] = wrapped
         return
     apply_state(fairy.info, dbapi_connection, paramstyle, state)
 
@@ -92,21 +101,18 @@ def _server_side(context: Any) -> bool:
 
 
 def _after_cursor_execute(conn: Connection, *args: Any) -> None:
-    info = conn.connection.info
-    if info.pop(WRAPPED, False):
-        runtime.end_transaction(conn.connection.dbapi_connection, commit=True)
+    wrapped = conn.connection.info.pop(WRAPPED, None)
+    if wrapped is not None:
+        wrapped.close()  # an error raised here is the statement's: SQLAlchemy wraps it
 
 
 def _handle_error(context: Any) -> None:
     conn = context.connection
     if conn is None or conn.invalidated:
         return
-    fairy = conn.connection
-    if fairy.info.pop(WRAPPED, False) and not context.is_disconnect:
-        try:
-            runtime.end_transaction(fairy.dbapi_connection, commit=False)
-        except Exception:  # the original error matters more; a pool reset rolls back anyway
-            LOGGER.warning("pgtrigger: could not roll back a failed statement", exc_info=True)
+    wrapped = conn.connection.info.pop(WRAPPED, None)
+    if wrapped is not None:
+        wrapped.close(context.original_exception)
 
 
 def _committed(conn: Connection, *args: Any) -> None:
