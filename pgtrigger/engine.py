@@ -389,13 +389,23 @@ def apply(executor: Executor, steps: Sequence[Step], lock_timeout: str | None = 
     """
     if not steps:
         return 0
-    prelude = ""
+    prelude = epilogue = ""
     if lock_timeout is not None:
-        prelude = f"SELECT set_config('lock_timeout', {sqltext.string(str(lock_timeout))}, true);\n"
+        # The caller's transaction gets its own lock_timeout back afterwards (a failure's
+        # savepoint rollback restores it anyway).
+        prelude = (
+            "SELECT set_config('pgtrigger.lock_timeout', current_setting('lock_timeout'), true),"
+            f" set_config('lock_timeout', {sqltext.string(str(lock_timeout))}, true);\n"
+        )
+        epilogue = (
+            "SELECT set_config('lock_timeout',"
+            " current_setting('pgtrigger.lock_timeout'), true);\n"
+        )
     batch = "\n".join(step.sql for step in steps)
     try:
         executor.execute(
-            f"SAVEPOINT pgtrigger_apply;\n{prelude}{batch}\nRELEASE SAVEPOINT pgtrigger_apply;"
+            f"SAVEPOINT pgtrigger_apply;\n{prelude}{batch}\n{epilogue}"
+            "RELEASE SAVEPOINT pgtrigger_apply;"
         )
     except Exception as exc:
         executor.execute("ROLLBACK TO SAVEPOINT pgtrigger_apply")

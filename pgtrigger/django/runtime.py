@@ -67,10 +67,13 @@ def ensure(connection: Any, state: runtime.State) -> None:
     effective = carried.local if carried.local is not None else runtime.DEFAULT
     if effective == state or status == _INERROR:
         return
-    if status == _IDLE and runtime.can_begin_with_state(dbapi):
-        runtime.begin_with_state(dbapi, "format", state, autocommit=False)
-    else:
-        runtime.send_state(dbapi, "format", state, carried=carried.local)
+    # Errors (a dead connection, say) reach the application as Django's own exceptions, and
+    # Django marks the connection unusable as for any query.
+    with connection.wrap_database_errors:
+        if status == _IDLE and runtime.can_begin_with_state(dbapi):
+            runtime.begin_with_state(dbapi, "format", state, autocommit=False)
+        else:
+            runtime.send_state(dbapi, "format", state, carried=carried.local)
     carried.local = state
 
 
@@ -87,7 +90,8 @@ def _in_own_transaction(
     dbapi = connection.connection
     status = runtime.transaction_status(dbapi)
     if status == _INTRANS:  # a transaction opened by hand (raw BEGIN): mark it, each time
-        runtime.send_state(dbapi, "format", state, carried=None)
+        with connection.wrap_database_errors:
+            runtime.send_state(dbapi, "format", state, carried=None)
         return execute(sql, params, many, context)
     wrapped = None
     if status == _IDLE:

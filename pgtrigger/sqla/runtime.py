@@ -100,33 +100,40 @@ def _server_side(context: Any) -> bool:
     return bool(getattr(context, "_is_server_side", False))
 
 
+def _info(conn: Connection) -> dict[str, Any] | None:
+    """The pooled connection's info; None once SQLAlchemy invalidated it (a disconnect): the
+    pool discards that connection, and with it whatever its transaction carried."""
+    if conn.invalidated or conn.closed:
+        return None
+    return conn.connection.info
+
+
 def _after_cursor_execute(conn: Connection, *args: Any) -> None:
-    wrapped = conn.connection.info.pop(WRAPPED, None)
+    info = _info(conn)
+    wrapped = None if info is None else info.pop(WRAPPED, None)
     if wrapped is not None:
         wrapped.close()  # an error raised here is the statement's: SQLAlchemy wraps it
 
 
 def _handle_error(context: Any) -> None:
     conn = context.connection
-    if conn is None or conn.invalidated:
-        return
-    wrapped = conn.connection.info.pop(WRAPPED, None)
+    info = None if conn is None else _info(conn)
+    wrapped = None if info is None else info.pop(WRAPPED, None)
     if wrapped is not None:
         wrapped.close(context.original_exception)
 
 
-def _committed(conn: Connection, *args: Any) -> None:
-    conn.connection.info[KEY] = None  # transaction-local settings ended with the transaction
-
-
-def _rolled_back(conn: Connection, *args: Any) -> None:
-    conn.connection.info[KEY] = None
+def _forget(conn: Connection, *args: Any) -> None:
+    """Commit or rollback: transaction-local settings ended with the transaction."""
+    info = _info(conn)
+    if info is not None:
+        info[KEY] = None
 
 
 def _savepoint_rolled_back(conn: Connection, *args: Any) -> None:
-    info = conn.connection.info
-    entry = info.get(KEY)
-    if entry is not None:
+    info = _info(conn)
+    entry = None if info is None else info.get(KEY)
+    if info is not None and entry is not None:
         # Settings made inside the savepoint are gone, earlier ones stay: re-apply next time.
         info[KEY] = (entry[0], None)
 
@@ -149,8 +156,8 @@ def install_hooks() -> None:
     event.listen(Engine, "before_cursor_execute", _before_cursor_execute)
     event.listen(Engine, "after_cursor_execute", _after_cursor_execute)
     event.listen(Engine, "handle_error", _handle_error)
-    event.listen(Engine, "commit", _committed)
-    event.listen(Engine, "rollback", _rolled_back)
+    event.listen(Engine, "commit", _forget)
+    event.listen(Engine, "rollback", _forget)
     event.listen(Engine, "rollback_savepoint", _savepoint_rolled_back)
     event.listen(Pool, "checkin", _checkin)
     _installed = True

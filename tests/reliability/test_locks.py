@@ -196,15 +196,8 @@ def test_sqlalchemy_install_gives_up_on_a_held_table(
         f" (lock_timeout in the caller's transaction after a successful install:"
         f" {figures['after']})"
     )
-    if bind == "connection" and figures["after"] != "0":
-        # Nothing behind on success either: the caller's transaction should keep its own
-        # setting. A known library bug (docs/reliability.md, "Known issues"): xfail.
-        assert figures["after"] == LOCK_TIMEOUT, figures
-        pytest.xfail(
-            "known library bug: engine.apply sets lock_timeout with set_config(..., true) inside"
-            " its savepoint and never restores it, so after a successful install the rest of"
-            f" the caller's transaction runs with lock_timeout = {LOCK_TIMEOUT}"
-        )
+    # Nothing behind on success either: the caller's transaction keeps its own setting.
+    assert figures["after"] == "0", figures
 
 
 @pytest.fixture
