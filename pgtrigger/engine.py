@@ -128,10 +128,14 @@ class Catalog:
 
     def visible_schema(self, table: str) -> str | None:
         """The schema an unqualified ``table`` resolves to on the search path."""
-        for (schema, name), visible in self.tables.items():
-            if name == table and visible:
-                return schema
-        return None
+        cached = self.__dict__.get("_visible")
+        if cached is None:
+            cached = {}
+            for (schema, name), visible in self.tables.items():
+                if visible:
+                    cached.setdefault(name, schema)
+            object.__setattr__(self, "_visible", cached)
+        return cached.get(table)
 
 
 def _catalog_sql(table_names: Iterable[str], definitions: bool = False) -> str:

@@ -152,7 +152,11 @@ def create_engine(url: str) -> Any:
         parsed = parsed.set(drivername="postgresql+psycopg")
     if not parsed.drivername.startswith("postgresql"):
         raise UsageError(f"pgtrigger needs a PostgreSQL URL, got {parsed.drivername!r}")
-    return sa.create_engine(parsed, pool_pre_ping=False)
+    # No native hstore: its lookup costs three round trips at connect, and pgtrigger never
+    # reads hstore values.
+    native_hstore_drivers = ("psycopg", "psycopg2", "psycopg2cffi")
+    options = {"use_native_hstore": False} if parsed.get_driver_name() in native_hstore_drivers else {}
+    return sa.create_engine(parsed, pool_pre_ping=False, **options)
 
 
 def _rows(statuses: Sequence[engine.Status]) -> list[dict[str, Any]]:

@@ -77,8 +77,10 @@ def targets(*uris: str, database: str | None = None) -> list[engine.Target]:
     ]
 
 
-def _run(database: str | None, work: Any) -> Any:
+def _run(database: str | None, work: Any, read_only: bool = False) -> Any:
     alias = database or DEFAULT_DB_ALIAS
+    if read_only:  # one catalog query: consistent on its own, no transaction needed
+        return work(ConnectionExecutor(connections[alias]))
     with transaction.atomic(using=alias):
         return work(ConnectionExecutor(connections[alias]))
 
@@ -88,7 +90,9 @@ def ls(
 ) -> list[engine.Status]:
     declared = targets(*uris, database=database)
     rows: list[engine.Status] = _run(
-        database, lambda ex: engine.ls(ex, declared, schemas, not uris, registry.all_pgids())
+        database,
+        lambda ex: engine.ls(ex, declared, schemas, not uris, registry.all_pgids()),
+        read_only=True,
     )
     return rows
 

@@ -57,12 +57,17 @@ def targets(*uris: str, metadata: MetaData | Iterable[Table] | None = None) -> l
     return result
 
 
-def _run(bind: Any, work: Callable[[ConnectionExecutor], T]) -> T:
+def _run(bind: Any, work: Callable[[ConnectionExecutor], T], read_only: bool = False) -> T:
     if isinstance(bind, Engine):
+        if read_only:  # one catalog query: consistent on its own, no transaction needed
+            with bind.execution_options(isolation_level="AUTOCOMMIT").connect() as connection:
+                return work(ConnectionExecutor(connection))
         with bind.begin() as connection:
             return work(ConnectionExecutor(connection))
     if isinstance(bind, Connection):
         if bind.in_transaction():
+            if read_only:
+                return work(ConnectionExecutor(bind))
             with bind.begin_nested():
                 return work(ConnectionExecutor(bind))
         with bind.begin():
@@ -76,7 +81,11 @@ def _run(bind: Any, work: Callable[[ConnectionExecutor], T]) -> T:
 def ls(bind: Any, *uris: str, schema: Schemas = None, metadata: Any = None) -> list[engine.Status]:
     """Status of each declared trigger (per schema), then (with no URI) the orphans to prune."""
     declared = targets(*uris, metadata=metadata)
-    return _run(bind, lambda ex: engine.ls(ex, declared, _schemas(schema), not uris, _declared()))
+    return _run(
+        bind,
+        lambda ex: engine.ls(ex, declared, _schemas(schema), not uris, _declared()),
+        read_only=True,
+    )
 
 
 def install(

@@ -432,3 +432,18 @@ def test_drop_all_removes_functions_of_every_schema(engine: Engine) -> None:
     metadata.drop_all(engine)
     assert pgtrigger_functions(engine) == []
     assert not inspect(engine).has_schema(SCHEMA)
+
+
+def test_ls_is_one_statement_without_a_transaction(tables: Engine) -> None:
+    """ls reads the catalog with one query in autocommit: no BEGIN/COMMIT, one round trip."""
+    seen: list[tuple[str, bool]] = []
+
+    def on_statement(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append((statement, conn.connection.dbapi_connection.autocommit))
+
+    event.listen(tables, "before_cursor_execute", on_statement)
+    try:
+        rows = pgtrigger.sqla.ls(tables)
+    finally:
+        event.remove(tables, "before_cursor_execute", on_statement)
+    assert rows and len(seen) == 1 and seen[0][1] is True, seen
