@@ -406,11 +406,12 @@ def apply(executor: Executor, steps: Sequence[Step], lock_timeout: str | None = 
             " current_setting('pgtrigger.lock_timeout'), true);\n"
         )
     batch = "\n".join(step.sql for step in steps)
+    # The savepoint goes on its own: PostgreSQL parses a whole query string before running any
+    # of it, so a syntax error in the batch would otherwise prevent the savepoint too (and
+    # leave the caller's transaction failed, with no way to name the trigger at fault).
+    executor.execute("SAVEPOINT pgtrigger_apply")
     try:
-        executor.execute(
-            f"SAVEPOINT pgtrigger_apply;\n{prelude}{batch}\n{epilogue}"
-            "RELEASE SAVEPOINT pgtrigger_apply;"
-        )
+        executor.execute(f"{prelude}{batch}\n{epilogue}RELEASE SAVEPOINT pgtrigger_apply;")
     except Exception as exc:
         executor.execute("ROLLBACK TO SAVEPOINT pgtrigger_apply")
         culprit = _find_culprit(executor, steps, prelude)
@@ -424,10 +425,9 @@ def _find_culprit(executor: Executor, steps: Sequence[Step], prelude: str) -> St
     if prelude:
         executor.execute(prelude)
     for step in steps:
+        executor.execute("SAVEPOINT pgtrigger_step")
         try:
-            executor.execute(
-                f"SAVEPOINT pgtrigger_step;\n{step.sql}\nRELEASE SAVEPOINT pgtrigger_step;"
-            )
+            executor.execute(f"{step.sql}\nRELEASE SAVEPOINT pgtrigger_step;")
         except Exception:
             executor.execute("ROLLBACK TO SAVEPOINT pgtrigger_step")
             return step

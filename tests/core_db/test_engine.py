@@ -108,7 +108,9 @@ def test_lifecycle_and_round_trips(conn: psycopg.Connection[Any], ex: CountingEx
     ex.fetches = ex.executes = 0
     with conn.transaction():
         engine.install(ex, new_declared)
-    assert (ex.fetches, ex.executes) == (1, 1)  # one catalog query, one batch
+    # One catalog query, the savepoint, one batch (the savepoint goes alone: a syntax error in
+    # a batch would otherwise also prevent it, see test_syntax_error_names_the_trigger).
+    assert (ex.fetches, ex.executes) == (1, 2)
     assert {r.status for r in engine.ls(ex, new_declared)} == {"INSTALLED"}
 
     with conn.transaction():
@@ -248,3 +250,21 @@ def test_v1_triggers_are_recognised(conn: psycopg.Connection[Any], ex: CountingE
     with conn.transaction():
         engine.install(ex, declared_v2)
     assert engine.ls(ex, declared_v2)[0].status == "INSTALLED"
+
+
+def test_syntax_error_names_the_trigger(conn: psycopg.Connection[Any], ex: CountingExecutor) -> None:
+    """PostgreSQL parses a whole query string before running it: a typo in a condition must
+    still come back as an InstallationError naming the trigger, inside the caller's
+    transaction, which goes on."""
+    typo = pgtrigger.Trigger(
+        name="typo",
+        when=pgtrigger.Before,
+        operation=pgtrigger.Insert,
+        condition=pgtrigger.Condition("NEW.id = = 1"),
+        func="RETURN NEW;",
+    )
+    with conn.transaction():
+        with pytest.raises(engine.InstallationError, match="item:typo"):
+            engine.install(ex, targets(PROTECT, typo))
+        assert conn.execute("SELECT 1").fetchone() == (1,)  # the transaction is usable
+    assert functions(conn) == []

@@ -1447,7 +1447,6 @@ def test_bug_statement_protect_condition_value_naming_a_transition_table(operati
     trigger.compile(table)  # "Composer trigger references NEW values, but operation ..."
 
 
-@pytest.mark.xfail(strict=True, reason="apply-syntax-error: " + KNOWN_BUGS["apply-syntax-error"])
 def test_bug_install_with_a_syntax_error_names_the_trigger(hostile_db: HostileDb) -> None:
     snapshot = registry.snapshot()
     metadata = MetaData()
