@@ -7,7 +7,6 @@ Integrations register triggers here (Django from ``Meta.triggers``, SQLAlchemy f
 from __future__ import annotations
 
 import builtins
-import difflib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -24,8 +23,11 @@ _pgids: dict[str, str] = {}
 on_register: list[Callable[[Any, Trigger], None]] = []
 
 
-def set(uri: str, *, model: Any, trigger: Trigger) -> None:
-    """Register ``trigger`` on ``model`` under ``uri``; refuse clashes with a clear message."""
+def set(uri: str, *, model: Any, trigger: Trigger, pgid: str | None = None) -> None:
+    """Register ``trigger`` on ``model`` under ``uri``; refuse clashes with a clear message.
+
+    ``pgid`` spares computing it again when the caller has it (``Trigger.register`` does).
+    """
     existing = _registry.get(uri)
     if existing is not None:
         if existing[1] is trigger and existing[0] is model:
@@ -34,7 +36,8 @@ def set(uri: str, *, model: Any, trigger: Trigger) -> None:
             f'Trigger name "{trigger.name}" already used for "{uri.rsplit(":", 1)[0]}"'
             f" (URI {uri}): give the new trigger another name"
         )
-    pgid = trigger.get_pgid(model)
+    if pgid is None:
+        pgid = trigger.get_pgid(model)
     clash = _pgids.get(pgid)
     if clash is not None and clash != uri:
         raise RegistrationError(
@@ -63,6 +66,8 @@ def _lookup(uri: str) -> tuple[Any, Trigger, str]:
     try:
         return _registry[uri]
     except KeyError:
+        import difflib  # error path only: not imported at start-up
+
         close = difflib.get_close_matches(uri, list(_registry), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise UnknownTriggerError(f'URI "{uri}" not found in pgtrigger registry{hint}') from None

@@ -8,7 +8,6 @@ ORM object while the core works from the description.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -117,6 +116,8 @@ class TableDescription:
         by_column = [fld for fld in self.fields if fld.column == name]
         if len(by_column) == 1:
             return self._usable(by_column[0], what)
+        import difflib  # error path only: not imported at start-up
+
         known = sorted({f.name for f in self.fields} | {f.column for f in self.fields})
         close = difflib.get_close_matches(name, known, n=3)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
@@ -157,11 +158,25 @@ class AttrDict(dict[str, Any]):
             raise AttributeError(key) from None
 
 
-@dataclass(frozen=True)
 class _DefaultMeta:
-    """``{meta.db_table}`` and friends for tables that are not Django models."""
+    """``{meta.db_table}`` and friends for tables that are not Django models.
 
-    table: TableDescription
+    A plain class (not a dataclass): building dataclasses costs at import time.
+    """
+
+    __slots__ = ("table",)
+
+    def __init__(self, table: TableDescription) -> None:
+        self.table = table
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _DefaultMeta) and other.table == self.table
+
+    def __hash__(self) -> int:
+        return hash(self.table)
+
+    def __repr__(self) -> str:
+        return f"_DefaultMeta(table={self.table!r})"
 
     @property
     def db_table(self) -> str:
@@ -185,14 +200,33 @@ class _DefaultMeta:
 
 
 Describer = Callable[[Any], "TableDescription | None"]
+Labeler = Callable[[Any], "str | None"]
 _describers: list[Describer] = []
+_labelers: list[Labeler] = []
 
 
-def register_describer(describer: Describer) -> Describer:
-    """Let an integration turn its own objects (models, tables) into descriptions."""
+def register_describer(describer: Describer, *, label: Labeler | None = None) -> Describer:
+    """Let an integration turn its own objects (models, tables) into descriptions.
+
+    ``label`` returns the URI prefix of such an object (None for others) without describing
+    it: registering a trigger needs only its URI, so start-up never describes a table.
+    """
     if describer not in _describers:
         _describers.append(describer)
+    if label is not None and label not in _labelers:
+        _labelers.append(label)
     return describer
+
+
+def label_of(target: Any) -> str:
+    """The URI prefix of ``target`` (``app.Model``, ``[schema.]table``), cheaply."""
+    if isinstance(target, TableDescription):
+        return target.uri_prefix
+    for labeler in _labelers:
+        found = labeler(target)
+        if found is not None:
+            return found
+    return describe(target).uri_prefix
 
 
 def describe(target: Any) -> TableDescription:

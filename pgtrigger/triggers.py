@@ -12,10 +12,10 @@ import contextlib
 import contextvars
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
-from pgtrigger import compiler, sqltext
+from pgtrigger import compiler, registry, sqltext
 from pgtrigger.clauses import (
     After,
     InsteadOf,
@@ -31,7 +31,7 @@ from pgtrigger.clauses import (
 )
 from pgtrigger.conditions import Condition
 from pgtrigger.errors import CompileError, DefinitionError
-from pgtrigger.table import TEMPLATES, TableDescription, describe
+from pgtrigger.table import TEMPLATES, TableDescription, describe, label_of
 
 _compiling_template: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "pgtrigger_compiling_template", default=None
@@ -112,14 +112,30 @@ class Trigger:
     ) -> None:
         self.name = name or self.name
         label = self.name or type(self).__name__
-        self.level = coerce_clause(level or self.level, Level, "level", label)
-        self.when = coerce_clause(when or self.when, When, "when", label)
-        self.operation = coerce_clause(operation or self.operation, Operation, "operation", label)
+        # Clause objects (the usual case) are kept as they are; coerce_clause parses strings.
+        # Inline isinstance checks: start-up constructs every declared trigger.
+        level = level or self.level
+        self.level = (
+            level if isinstance(level, Level) else coerce_clause(level, Level, "level", label)
+        )
+        when = when or self.when
+        self.when = when if isinstance(when, When) else coerce_clause(when, When, "when", label)
+        operation = operation or self.operation
+        self.operation = (
+            operation
+            if isinstance(operation, Operation)
+            else coerce_clause(operation, Operation, "operation", label)
+        )
         self.condition = condition or self.condition
         self.referencing = referencing or self.referencing
         self.func = func or self.func
         self.declare = declare or self.declare
-        self.timing = coerce_clause(timing or self.timing, Timing, "timing", label)
+        timing = timing or self.timing
+        self.timing = (
+            timing
+            if timing is None or isinstance(timing, Timing)
+            else coerce_clause(timing, Timing, "timing", label)
+        )
         self.validate()
 
     # -- validation ---------------------------------------------------------------------------
@@ -157,7 +173,7 @@ class Trigger:
                         f'Invalid "declare" entry {item!r}; expected (variable name, SQL type)'
                     )
         events = {op.event for op in self.operation}
-        if self.level == Row and self.referencing:
+        if self.referencing and self.level == Row:
             raise self._error('Row-level triggers cannot have a "referencing" attribute')
         if self.timing and self.level != Row:
             raise self._error('Deferrable triggers must have "level" attribute as "pgtrigger.Row"')
@@ -215,12 +231,18 @@ class Trigger:
 
     # -- identity -----------------------------------------------------------------------------
     def get_uri(self, model: Any) -> str:
-        """``<label>:<name>``: ``app.Model:name`` (Django), ``[schema.]table:name`` (SQLAlchemy)."""
-        return f"{describe(model).uri_prefix}:{self.name}"
+        """``<label>:<name>``: ``app.Model:name`` (Django), ``[schema.]table:name`` (SQLAlchemy).
+
+        Needs only the label, not a table description: registration stays cheap.
+        """
+        return f"{label_of(model)}:{self.name}"
 
     def get_pgid(self, model: Any) -> str:
         """The name of the trigger (and its function) in Postgres."""
-        uri_hash = hashlib.sha1(self.get_uri(model).encode()).hexdigest()[:5]
+        return self._pgid_of_uri(self.get_uri(model))
+
+    def _pgid_of_uri(self, uri: str) -> str:
+        uri_hash = hashlib.sha1(uri.encode()).hexdigest()[:5]
         pgid = f"pgtrigger_{self.name}_{uri_hash}"
         if len(pgid) > 63:
             raise DefinitionError(f'Trigger identifier "{pgid}" is greater than 63 chars')
@@ -376,24 +398,27 @@ class Trigger:
     # -- SQLAlchemy: a trigger among a Table's arguments attaches itself ----------------------
     def _set_parent_with_dispatch(self, parent: Any, **kw: Any) -> None:
         """Called by SQLAlchemy for each ``Table(...)`` / ``__table_args__`` item."""
-        from pgtrigger.sqla.declare import attach
+        global _sqla_attach
+        if _sqla_attach is None:  # the SQLAlchemy integration, imported on first use
+            from pgtrigger.sqla.declare import attach
 
-        attach(self, parent)
+            _sqla_attach = attach
+        _sqla_attach(self, parent)
 
     # -- registry and installation (dispatched to the integration that owns ``model``) -------
     def register(self, *models: Any) -> contextlib.AbstractContextManager[None]:
-        from pgtrigger import registry
-
+        # The URI is built once: the pgid comes from it unless a subclass computes its own.
+        own_pgid = type(self).get_pgid is not Trigger.get_pgid
         for model in models:
-            registry.set(self.get_uri(model), model=model, trigger=self)
-        return _cleanup_on_exit(lambda: self.unregister(*models))
+            uri = self.get_uri(model)
+            pgid = self.get_pgid(model) if own_pgid else self._pgid_of_uri(uri)
+            registry.set(uri, model=model, trigger=self, pgid=pgid)
+        return _cleanup_on_exit(self.unregister, models)
 
     def unregister(self, *models: Any) -> contextlib.AbstractContextManager[None]:
-        from pgtrigger import registry
-
         for model in models:
             registry.delete(self.get_uri(model))
-        return _cleanup_on_exit(lambda: self.register(*models))
+        return _cleanup_on_exit(self.register, models)
 
     # django-pgtrigger's per-trigger API; context managers that undo themselves on exit.
     def install(
@@ -439,7 +464,24 @@ class Trigger:
         return status
 
 
-@contextlib.contextmanager
-def _cleanup_on_exit(cleanup: Any) -> Iterator[None]:
-    yield
-    cleanup()
+_sqla_attach: Callable[[Trigger, Any], None] | None = None
+
+
+class _cleanup_on_exit(contextlib.AbstractContextManager[None]):
+    """Undo on a clean exit of ``with`` (as django-pgtrigger's); nothing when not entered.
+
+    A plain class, not a generator context manager: ``register`` returns one per trigger
+    at start-up, so it must cost next to nothing when nobody enters it.
+    """
+
+    __slots__ = ("_args", "_cleanup")
+
+    def __init__(self, cleanup: Callable[..., object], args: tuple[Any, ...] = ()) -> None:
+        self._cleanup, self._args = cleanup, args
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is None:
+            self._cleanup(*self._args)

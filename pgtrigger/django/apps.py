@@ -7,6 +7,7 @@ from typing import Any
 import django
 import django.apps
 from django.conf import settings as django_settings
+from django.db import models
 from django.db.models import options
 from django.db.models.signals import post_migrate
 
@@ -23,15 +24,16 @@ if settings.model_meta() and "triggers" not in options.DEFAULT_NAMES:
 
 def _mirror_into_meta(model: Any, trigger: Trigger) -> None:
     """``pgtrigger.register(...)(Model)`` also lands in Meta.triggers, so migrations see it."""
-    from django.db import models
-
-    if (
-        not (isinstance(model, type) and issubclass(model, models.Model))
-        or not settings.migrations()
-    ):
+    if not (isinstance(model, type) and issubclass(model, models.Model)):
         return
     model_cls: Any = model
     meta = model_cls._meta
+    if trigger in getattr(meta, "triggers", ()) and trigger in meta.original_attrs.get(
+        "triggers", ()
+    ):
+        return  # declared in Meta (every registration at start-up): no settings to read
+    if not settings.migrations():
+        return
     if trigger not in getattr(meta, "triggers", []):
         meta.triggers = [*getattr(meta, "triggers", []), trigger]
     if trigger not in meta.original_attrs.get("triggers", []):
@@ -111,6 +113,7 @@ class PGTriggerConfig(django.apps.AppConfig):
             patch_migrations()
         if settings.schema_editor():
             patch_schema_editor()
+        settings.template()  # a bad PGTRIGGER_TEMPLATE fails at start-up, not at first use
         if settings.model_meta():
             register_triggers_from_meta()
         core_installation.add_backend(installation.Backend())

@@ -19,6 +19,14 @@ def _columns(field: Any) -> list[str]:
     return list(getattr(field, "columns", None) or [])
 
 
+def label_model(target: Any) -> str | None:
+    """``app_label.ModelName``: a trigger's URI needs no description of the model."""
+    if not (isinstance(target, type) and issubclass(target, models.Model)):
+        return None
+    model: Any = target
+    return f"{model._meta.app_label}.{model._meta.object_name}"
+
+
 def describe_model(target: Any) -> TableDescription | None:
     if not (isinstance(target, type) and issubclass(target, models.Model)):
         return None
@@ -63,4 +71,4 @@ def describe_model(target: Any) -> TableDescription | None:
     )
 
 
-core_table.register_describer(describe_model)
+core_table.register_describer(describe_model, label=label_model)

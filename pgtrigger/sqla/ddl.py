@@ -77,6 +77,16 @@ def _after_create(target: Table, connection: Any, **kw: Any) -> None:
         _install(target, connection, **kw)
 
 
+def _before_create(target: Table, connection: Any, **kw: Any) -> None:
+    """Describe (and so check) a table with triggers before its ``CREATE TABLE`` is sent.
+
+    Registration no longer describes tables; what a description refuses (identifiers
+    Postgres would truncate, NUL characters) must still stop ``create_all`` before any SQL.
+    """
+    if connection.dialect.name == "postgresql" and declare.triggers_of(target):
+        declare.describe_table(target)
+
+
 def _after_drop(target: Table, connection: Any, **kw: Any) -> None:
     if declare.triggers_of(target) and connection.dialect.name == "postgresql":
         _drop_functions(target, connection, **kw)
@@ -89,6 +99,7 @@ def listen() -> None:
     """Hook table creation and drops once, for every Table (cheaper than per table)."""
     global _listening
     if not _listening:
+        event.listen(Table, "before_create", _before_create)
         event.listen(Table, "after_create", _after_create)
         event.listen(Table, "after_drop", _after_drop)
         _listening = True

@@ -8,18 +8,17 @@ a weak mapping, never in ``Table.info`` (Alembic would render that into migratio
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import Column, Table
-from sqlalchemy.orm import Mapper
+from sqlalchemy import Column, Table, event, inspect
+from sqlalchemy.orm import Mapper, MapperEvents
 from sqlalchemy.orm.mapper import _mapper_registries
 
+from pgtrigger import registry as trigger_registry
 from pgtrigger import table as core_table
 from pgtrigger.errors import CompileError, RegistrationError
 from pgtrigger.table import FieldDescription, TableDescription
-
-if TYPE_CHECKING:
-    from pgtrigger.triggers import Trigger
+from pgtrigger.triggers import Trigger
 
 _triggers: weakref.WeakKeyDictionary[Table, list[Trigger]] = weakref.WeakKeyDictionary()
 _mappers: weakref.WeakKeyDictionary[Table, Mapper[Any]] = weakref.WeakKeyDictionary()
@@ -38,6 +37,9 @@ def to_table(target: Any) -> Table:
     raise CompileError(f"Expected a SQLAlchemy Table or mapped class, got {target!r}")
 
 
+_listening = False
+
+
 def attach(trigger: Trigger, table: Table) -> None:
     """Attach ``trigger`` to ``table``: registered under its URI, installed by create_all."""
     if not isinstance(table, Table):
@@ -52,11 +54,33 @@ def attach(trigger: Trigger, table: Table) -> None:
             raise RegistrationError(
                 f'Trigger name "{trigger.name}" is used twice on table "{_label(table)}"'
             )
-    trigger.register(table)
+    _register(trigger, table)
     existing.append(trigger)
-    from pgtrigger.sqla import ddl
+    global _listening
+    if not _listening:  # ddl imports this module: imported here, once
+        from pgtrigger.sqla import ddl
 
-    ddl.listen()
+        ddl.listen()
+        _listening = True
+
+
+def _register(trigger: Trigger, table: Table) -> None:
+    """``trigger.register(table)``, minus the layers a plain trigger does not need.
+
+    Start-up registers every declared trigger, in between SQLAlchemy's own work: the URI is
+    built from the table directly and hashed once. Subclasses that compute their own URI,
+    pgid or registration go through their methods.
+    """
+    cls = type(trigger)
+    if (
+        cls.register is not Trigger.register
+        or cls.get_uri is not Trigger.get_uri
+        or cls.get_pgid is not Trigger.get_pgid
+    ):
+        trigger.register(table)
+        return
+    uri = f"{_label(table)}:{trigger.name}"
+    trigger_registry.set(uri, model=table, trigger=trigger, pgid=trigger._pgid_of_uri(uri))
 
 
 def triggers_of(target: Any) -> list[Trigger]:
@@ -80,20 +104,45 @@ def _label(table: Table) -> str:
     return f"{table.schema}.{table.name}" if table.schema else table.name
 
 
-def _mapper_for(table: Table) -> Mapper[Any] | None:
-    """The mapper of ``table``'s class, once it exists (attribute names come from it)."""
-    found = _mappers.get(table)
-    if found is not None:
-        return found
+def label_table(target: Any) -> str | None:
+    """The URI prefix of a Table or mapped class, without describing it (registration)."""
+    table = target if isinstance(target, Table) else getattr(target, "__table__", None)
+    return _label(table) if isinstance(table, Table) else None
+
+
+def _index_mapper(mapper: Mapper[Any], class_: Any = None) -> None:
+    """Remember which mapper maps a table (the first one: a single-table subclass shares it)."""
+    table = mapper.local_table
+    if isinstance(table, Table):
+        known = _mappers.get(table)
+        if known is None or _disposed(known):
+            _mappers[table] = mapper
+
+
+def _disposed(mapper: Mapper[Any]) -> bool:
+    return inspect(mapper.class_, raiseerr=False) is not mapper
+
+
+def _index_existing_mappers() -> None:
+    """Index the mappers built before this module was imported (later ones: the event)."""
     for registry in list(_mapper_registries):
         for manager in list(getattr(registry, "_managers", ())):
-            if not manager.is_mapped:
-                continue  # a class still being declared
-            mapper: Mapper[Any] = manager.mapper
-            if mapper.local_table is table:
-                _mappers[table] = mapper
-                return mapper
-    return None
+            if manager.is_mapped:
+                _index_mapper(manager.mapper)
+
+
+def _mapper_for(table: Table) -> Mapper[Any] | None:
+    """The mapper of ``table``'s class, once it exists (attribute names come from it).
+
+    A dictionary lookup: an index kept by a mapper event, not a scan of every mapper per
+    table (which made describing 500 tables quadratic).
+    """
+    found = _mappers.get(table)
+    if found is not None and _disposed(found):
+        del _mappers[table]
+        _index_existing_mappers()  # a registry was disposed: another mapper may map it now
+        found = _mappers.get(table)
+    return found
 
 
 def _is_auto(column: Column[Any]) -> bool:
@@ -144,4 +193,13 @@ def describe_table(target: Any) -> TableDescription | None:
     return description
 
 
-core_table.register_describer(describe_table)
+_index_existing_mappers()
+event.listen(
+    Mapper,
+    # after_mapper_constructed is SQLAlchemy 2.0.2+; instrument_class fires in every version.
+    "after_mapper_constructed"
+    if hasattr(MapperEvents, "after_mapper_constructed")
+    else "instrument_class",
+    _index_mapper,
+)
+core_table.register_describer(describe_table, label=label_table)
