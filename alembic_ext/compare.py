@@ -59,9 +59,12 @@ def snapshot(installed: engine.InstalledTrigger, default_schema: str | None) -> 
 
 
 def trigger_name(pgid: str) -> str:
-    """The trigger name inside a pgid (``pgtrigger_{name}_{5 hex}``), as Postgres stores it."""
+    """The trigger name inside a pgid (``pgtrigger_{name}_{5 to 12 hex}``), as stored."""
     body = pgid[len("pgtrigger_") :] if pgid.startswith("pgtrigger_") else pgid
-    return body[:-6] if len(body) > 6 and body[-6] == "_" else body
+    name, sep, digest = body.rpartition("_")
+    if sep and name and 5 <= len(digest) <= 12 and all(c in "0123456789abcdef" for c in digest):
+        return name
+    return body
 
 
 def compare_triggers(

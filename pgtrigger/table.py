@@ -204,6 +204,26 @@ Labeler = Callable[[Any], "str | None"]
 _describers: list[Describer] = []
 _labelers: list[Labeler] = []
 
+#: Hex digits of the URI hash in a pgid. django-pgtrigger's 5 stay for Django models and plain
+#: descriptions (installed triggers keep their names); integrations without that history ask
+#: for more, so one trigger name on hundreds of tables (a mixin) does not collide.
+DJANGO_PGID_DIGITS = 5
+_pgid_digits: list[Callable[[Any], int | None]] = []
+
+
+def register_pgid_digits(digits_of: Callable[[Any], int | None]) -> None:
+    """Let an integration choose the hash length of its models' pgids (None: not mine)."""
+    if digits_of not in _pgid_digits:
+        _pgid_digits.append(digits_of)
+
+
+def pgid_digits(target: Any) -> int:
+    for digits_of in _pgid_digits:
+        found = digits_of(target)
+        if found is not None:
+            return found
+    return DJANGO_PGID_DIGITS
+
 
 def register_describer(describer: Describer, *, label: Labeler | None = None) -> Describer:
     """Let an integration turn its own objects (models, tables) into descriptions.

@@ -31,7 +31,14 @@ from pgtrigger.clauses import (
 )
 from pgtrigger.conditions import Condition
 from pgtrigger.errors import CompileError, DefinitionError
-from pgtrigger.table import TEMPLATES, TableDescription, describe, label_of
+from pgtrigger.table import (
+    DJANGO_PGID_DIGITS,
+    TEMPLATES,
+    TableDescription,
+    describe,
+    label_of,
+    pgid_digits,
+)
 
 _compiling_template: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "pgtrigger_compiling_template", default=None
@@ -238,12 +245,17 @@ class Trigger:
         return f"{label_of(model)}:{self.name}"
 
     def get_pgid(self, model: Any) -> str:
-        """The name of the trigger (and its function) in Postgres."""
-        return self._pgid_of_uri(self.get_uri(model))
+        """The name of the trigger (and its function) in Postgres.
 
-    def _pgid_of_uri(self, uri: str) -> str:
-        uri_hash = hashlib.sha1(uri.encode()).hexdigest()[:5]
-        pgid = f"pgtrigger_{self.name}_{uri_hash}"
+        ``pgtrigger_<name>_<hash of the URI>``: 5 hex digits for Django models (as
+        django-pgtrigger), up to 12 for SQLAlchemy tables (as many as 63 bytes allow).
+        """
+        return self._pgid_of_uri(self.get_uri(model), pgid_digits(model))
+
+    def _pgid_of_uri(self, uri: str, digits: int = DJANGO_PGID_DIGITS) -> str:
+        prefix = f"pgtrigger_{self.name}_"
+        digits = max(DJANGO_PGID_DIGITS, min(digits, 63 - len(prefix)))
+        pgid = prefix + hashlib.sha1(uri.encode()).hexdigest()[:digits]
         if len(pgid) > 63:
             raise DefinitionError(f'Trigger identifier "{pgid}" is greater than 63 chars')
         # Postgres folds unquoted names to lower case; keep ids lower case everywhere.
@@ -411,7 +423,7 @@ class Trigger:
         own_pgid = type(self).get_pgid is not Trigger.get_pgid
         for model in models:
             uri = self.get_uri(model)
-            pgid = self.get_pgid(model) if own_pgid else self._pgid_of_uri(uri)
+            pgid = self.get_pgid(model) if own_pgid else self._pgid_of_uri(uri, pgid_digits(model))
             registry.set(uri, model=model, trigger=self, pgid=pgid)
         return _cleanup_on_exit(self.unregister, models)
 

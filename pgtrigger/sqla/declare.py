@@ -80,7 +80,9 @@ def _register(trigger: Trigger, table: Table) -> None:
         trigger.register(table)
         return
     uri = f"{_label(table)}:{trigger.name}"
-    trigger_registry.set(uri, model=table, trigger=trigger, pgid=trigger._pgid_of_uri(uri))
+    trigger_registry.set(
+        uri, model=table, trigger=trigger, pgid=trigger._pgid_of_uri(uri, PGID_DIGITS)
+    )
 
 
 def triggers_of(target: Any) -> list[Trigger]:
@@ -102,6 +104,16 @@ def register(target: Any, *triggers: Trigger) -> Any:
 
 def _label(table: Table) -> str:
     return f"{table.schema}.{table.name}" if table.schema else table.name
+
+
+#: Hex digits of the URI hash in SQLAlchemy pgids: django-pgtrigger's 5 collide for one name
+#: on a few hundred tables (a mixin); 12 make that a one-in-billions event. Long trigger names
+#: get fewer (at least 5): a pgid is at most 63 bytes.
+PGID_DIGITS = 12
+
+
+def pgid_digits_of(target: Any) -> int | None:
+    return PGID_DIGITS if label_table(target) is not None else None
 
 
 def label_table(target: Any) -> str | None:
@@ -203,3 +215,4 @@ event.listen(
     _index_mapper,
 )
 core_table.register_describer(describe_table, label=label_table)
+core_table.register_pgid_digits(pgid_digits_of)

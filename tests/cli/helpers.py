@@ -85,8 +85,8 @@ SCHEMA_OF = {uri: ("billing" if uri.startswith("billing.") else "public") for ur
 
 
 def pgid(uri: str) -> str:
-    """``pgtrigger_{name}_{first 5 hex of sha1(uri)}`` (DESIGN.md)."""
-    return f"pgtrigger_{uri.rsplit(':', 1)[1]}_{hashlib.sha1(uri.encode()).hexdigest()[:5]}"
+    """``pgtrigger_{name}_{first 12 hex of sha1(uri)}`` (SQLAlchemy tables: see get_pgid)."""
+    return f"pgtrigger_{uri.rsplit(':', 1)[1]}_{hashlib.sha1(uri.encode()).hexdigest()[:12]}"
 
 
 def key(uri: str) -> tuple[str, str, str]:

@@ -160,15 +160,32 @@ def test_mapped_before_pgtrigger_was_imported_is_indexed(isolated_registry: None
 
 
 def test_pgid_collision_is_refused_at_declaration(isolated_registry: None) -> None:
+    """Names that collide are refused at declaration, naming both URIs. SQLAlchemy pgids carry
+    12 hex digits (no collision to be found), so a subclass with 5-digit pgids, as Django
+    models have, stands in for the collision."""
+
+    class ShortPgid(pgtrigger.Protect):
+        def get_pgid(self, model: Any) -> str:
+            return self._pgid_of_uri(self.get_uri(model), 5)
+
     first, second = f"{P}171", f"{P}440"
     digest = [hashlib.sha1(f"{n}:protect_x".encode()).hexdigest()[:5] for n in (first, second)]
     assert digest[0] == digest[1]  # a real 5-hex-digit collision
     metadata = MetaData()
-    Table(first, metadata, Column("id", Integer, primary_key=True), _protect())
+    short = {"name": "protect_x", "operation": pgtrigger.Delete}
+    Table(first, metadata, Column("id", Integer, primary_key=True), ShortPgid(**short))
     with pytest.raises(pgtrigger.RegistrationError) as info:
-        Table(second, metadata, Column("id", Integer, primary_key=True), _protect())
+        Table(second, metadata, Column("id", Integer, primary_key=True), ShortPgid(**short))
     assert f"{first}:protect_x" in str(info.value) and f"{second}:protect_x" in str(info.value)
     assert f"{second}:protect_x" not in trigger_registry.uris()
+
+
+def test_sqlalchemy_pgids_do_not_collide_where_django_ones_do(isolated_registry: None) -> None:
+    metadata = MetaData()
+    for n in (171, 440):  # the 5-digit collision above
+        Table(f"{P}{n}", metadata, Column("id", Integer, primary_key=True), _protect())
+    pgids = {trigger_registry.pgid_of(f"{P}{n}:protect_x") for n in (171, 440)}
+    assert len(pgids) == 2 and all(len(p.rsplit("_", 1)[1]) == 12 for p in pgids)
 
 
 def _offline(statements: list[str]) -> Any:
