@@ -366,93 +366,46 @@ def end_transaction(dbapi_connection: Any, *, commit: bool) -> None:
 class ShortTransaction:
     """One autocommit statement run with transaction-local state; ``close()`` right after it.
 
-    On psycopg 3 (sync) the state and the statement go in one pipeline: PostgreSQL runs
-    everything before the pipeline's Sync as one implicit transaction, so the settings hold
-    for the statement and end with it, and the statement costs no extra round trip. Elsewhere
-    (and for multi-statement strings, which a pipeline cannot take): ``BEGIN;
-    set_config(...)`` before, ``COMMIT`` (or ``ROLLBACK``) after.
+    ``BEGIN; SELECT set_config(...)`` before the statement (one round trip; two on asyncpg),
+    ``COMMIT`` after it (``ROLLBACK`` after an error): the statement runs as in autocommit,
+    and nothing outlives it on the server connection, which a transaction-pooling proxy may
+    hand to another client as soon as the transaction ends.
+
+    (Not a psycopg 3 pipeline, which would spare both round trips: leaving one may send a
+    Flush after the Sync, and pgbouncer, at least up to 1.18, then ties its only server
+    connection to the idle client, so every other client waits.)
     """
 
-    __slots__ = ("_dbapi", "_pipeline")
+    __slots__ = ("_dbapi",)
 
-    def __init__(self, dbapi_connection: Any, paramstyle: str, state: State, pipelined: bool):
+    def __init__(self, dbapi_connection: Any, paramstyle: str, state: State) -> None:
         self._dbapi = dbapi_connection
-        self._pipeline: Any = None
-        if pipelined:
-            self._pipeline = dbapi_connection.pipeline()
-            self._pipeline.__enter__()
-            try:
-                send_state(dbapi_connection, paramstyle, state, carried=DEFAULT)
-            except BaseException as error:
-                self._pipeline.__exit__(type(error), error, error.__traceback__)
-                raise
-        else:
-            begin_with_state(dbapi_connection, paramstyle, state, autocommit=True)
+        begin_with_state(dbapi_connection, paramstyle, state, autocommit=True)
 
     def close(self, error: BaseException | None = None) -> None:
-        """End it: commit after success; after ``error``, roll back (never raising over it).
+        """Commit after success; after ``error``, roll back (never raising over it).
 
-        On success, an error only the end reveals (the pipelined statement's own, a deferred
-        constraint at commit) is raised here.
+        On success, an error only the commit reveals (a deferred constraint) is raised here.
         """
         if error is None:
-            if self._pipeline is not None:
-                self._pipeline.__exit__(None, None, None)
-            else:
-                end_transaction(self._dbapi, commit=True)
+            end_transaction(self._dbapi, commit=True)
             return
-        with contextlib.suppress(Exception):
-            if self._pipeline is not None:
-                self._pipeline.__exit__(type(error), error, error.__traceback__)
-            elif not getattr(self._dbapi, "closed", False):
+        if not getattr(self._dbapi, "closed", False):
+            with contextlib.suppress(Exception):
                 end_transaction(self._dbapi, commit=False)
 
 
 def short_transaction(
-    dbapi_connection: Any,
-    paramstyle: str,
-    state: State,
-    statement: Any,
-    *,
-    many: bool,
-    final_sql: bool = True,
+    dbapi_connection: Any, paramstyle: str, state: State, statement: Any
 ) -> ShortTransaction | None:
     """Open a ``ShortTransaction`` for an autocommit ``statement``, or None if it may not have one.
 
     None for the commands PostgreSQL refuses in a transaction block and for transaction
-    control: those run as they are, without the state. ``executemany`` (which syncs on its
-    own) and multi-statement strings (which need the simple protocol: no parameters, or
-    parameters bound on the client as Django's psycopg 3 backend does) are not pipelined,
-    nor is a statement that someone may still rewrite (``final_sql=False``: another execute
-    wrapper may prefix it with statements of its own).
+    control: those run as they are, without the state.
     """
     if not wrappable_in_autocommit(statement):
         return None
-    pipelined = (
-        final_sql
-        and not many
-        and _can_pipeline(dbapi_connection)
-        and not _several_statements(statement)
-    )
-    return ShortTransaction(dbapi_connection, paramstyle, state, pipelined)
-
-
-def _can_pipeline(dbapi_connection: Any) -> bool:
-    if not is_psycopg3(dbapi_connection):
-        return False
-    import psycopg
-
-    return (
-        isinstance(dbapi_connection, psycopg.Connection)
-        and getattr(dbapi_connection, "_pipeline", None) is None
-        and psycopg.Pipeline.is_supported()
-    )
-
-
-def _several_statements(statement: Any) -> bool:
-    if not isinstance(statement, str):
-        return True  # a psycopg.sql.Composed, say: don't guess
-    return ";" in statement and len(sqltext.split_statements(statement)) > 1
+    return ShortTransaction(dbapi_connection, paramstyle, state)
 
 
 #: Statements that cannot run inside a transaction block (so never wrapped in one).

@@ -8,9 +8,8 @@ through a transaction-pooling proxy (pgbouncer):
 - inside ``transaction.atomic``, one ``set_config`` per transaction per change of state, in
   the same round trip as the ``BEGIN`` on psycopg 3;
 - in autocommit (Django's default outside atomic blocks), a query that runs while the state is
-  not the default runs in a short transaction of its own (``runtime.ShortTransaction``: on
-  psycopg 3 one pipeline with the query, no extra round trip; on psycopg2
-  ``BEGIN; set_config(...)``, the query, ``COMMIT``).
+  not the default runs in a short transaction of its own (``runtime.ShortTransaction``):
+  ``BEGIN; set_config(...)``, the query, ``COMMIT`` (``ROLLBACK`` if it fails).
 
 User SQL is never rewritten, so named cursors, server-side binding and failed transactions
 need no special cases.
@@ -96,16 +95,7 @@ def _in_own_transaction(
     wrapped = None
     if status == _IDLE:
         with connection.wrap_database_errors:
-            wrapped = runtime.short_transaction(
-                dbapi,
-                "format",
-                state,
-                sql,
-                many=many,
-                # Wrappers added after ours (django-pghistory's, say) run inside it and may
-                # prefix the query with statements of their own, which a pipeline refuses.
-                final_sql=connection.execute_wrappers[-1] is _wrapper,
-            )
+            wrapped = runtime.short_transaction(dbapi, "format", state, sql)
     if wrapped is None:
         return execute(sql, params, many, context)
     try:

@@ -8,9 +8,8 @@ client through a transaction-pooling proxy:
 - in a transaction, one ``set_config`` per transaction per change of state; on psycopg 3 it
   rides with the ``BEGIN`` the driver would send anyway (no extra round trip);
 - in autocommit, a statement that runs while the state is not the default runs in a short
-  transaction of its own (``runtime.ShortTransaction``: on psycopg 3 one pipeline with the
-  statement, no extra round trip; elsewhere ``BEGIN; set_config(...)``, the statement,
-  ``COMMIT``).
+  transaction of its own (``runtime.ShortTransaction``): ``BEGIN; set_config(...)``, the
+  statement, ``COMMIT``.
 
 User statements are never rewritten.
 """
@@ -81,13 +80,7 @@ def _before_cursor_execute(
         if status == "INTRANS":  # a transaction the user opened by hand: mark it, each time
             runtime.send_state(dbapi_connection, paramstyle, state, carried=None)
         elif not _server_side(context):
-            wrapped = runtime.short_transaction(
-                dbapi_connection,
-                paramstyle,
-                state,
-                statement,
-                many=executemany,
-            )
+            wrapped = runtime.short_transaction(dbapi_connection, paramstyle, state, statement)
             if wrapped is not None:
                 fairy.info[WRAPPED] = wrapped
         return

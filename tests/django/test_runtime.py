@@ -213,19 +213,17 @@ def test_one_statement_per_transaction(live_db: object, dbapi_statements: list[s
     assert len(dbapi_statements) == 1
     # Outside any transaction block (autocommit) nothing is session-level (a transaction
     # pooler would hand it to another client): each query inside the context runs in a
-    # transaction of ours: on psycopg 3 one set_config pipelined with the query (the same
-    # round trip), on psycopg2 "BEGIN; SELECT set_config(...)" then "COMMIT".
+    # transaction of ours: "BEGIN; SELECT set_config(...)" then "COMMIT".
     dbapi_statements.clear()
     with pgtrigger.ignore(ROWS):
         for pk in pks[1:]:
             models.ProtectedRow.objects.filter(pk=pk).update(name="y")
         delete_row(pks[1])
     # 99 updates in autocommit; the delete runs in Django's own atomic block (one statement).
-    per_query = 1 if type(connection.connection).__module__.split(".")[0] == "psycopg" else 2
-    assert len(dbapi_statements) == per_query * 99 + 1
+    assert len(dbapi_statements) == 2 * 99 + 1
     assert "set_config('pgtrigger.ignore'" in dbapi_statements[0]
     assert models.ProtectedRow.objects.count() == 98
-    assert len(dbapi_statements) == per_query * 99 + 1
+    assert len(dbapi_statements) == 2 * 99 + 1
     # No state, no statement.
     dbapi_statements.clear()
     for pk in pks[2:12]:
