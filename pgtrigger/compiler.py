@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import re
 from collections.abc import Sequence
 from enum import Enum
 from typing import Any
@@ -80,8 +81,20 @@ _V1_TEMPLATE = """
         """
 
 
+_QUOTED_NAME = re.compile(r'"((?:[^"]|"")*)"(?:\."((?:[^"]|"")*)")?')
+
+
 def _split_table(table: str) -> tuple[str | None, str]:
-    """``myapp_post`` / ``schema"."table`` / ``"schema"."table"`` -> (schema, table)."""
+    """``myapp_post`` / ``schema"."table`` / ``"schema"."table"`` -> (schema, table).
+
+    Read as Postgres reads the quoted name v1 writes (``legacy_quote(table)``), so a name
+    holding ``"."`` (written ``"a"".""b"``) stays one name. Text that is no valid quoted
+    name keeps django-pgtrigger's reading: split at the first ``"."``.
+    """
+    parsed = _QUOTED_NAME.fullmatch(sqltext.legacy_quote(table))
+    if parsed is not None:
+        first, second = parsed.group(1).replace('""', '"'), parsed.group(2)
+        return (None, first) if second is None else (first, second.replace('""', '"'))
     text = table
     if text.startswith('"') and text.endswith('"'):
         text = text[1:-1]
@@ -155,7 +168,8 @@ class UpsertTriggerSql(collections.UserString):
         args["table"] = sqltext.legacy_quote(table)
         # Bare pgids, as django-pgtrigger wrote them, unless a name needs quoting to be valid.
         args["pgid"] = sqltext.legacy_ident(pgid)
-        if "execute" not in self.kwargs:
+        if args["execute"] == self.defaults["execute"]:
+            # django-pgtrigger wrote the pgid bare here too: a name with "-" never installed.
             args["execute"] = f"{args['pgid']}()"
         self.hash = (
             hash

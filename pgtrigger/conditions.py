@@ -338,6 +338,16 @@ def _build(q: Q, table: TableDescription, negated: bool) -> _Node:
 
 
 def _compile_filter(key: str, value: Any, table: TableDescription, negated: bool = False) -> _Node:
+    try:
+        return _filter_node(key, value, table, negated)
+    except CompileError as exc:
+        if key in str(exc):
+            raise
+        # e.g. a NUL in the value: say which filter holds it.
+        raise CompileError(f"Filter expression {key!r}: {exc}") from None
+
+
+def _filter_node(key: str, value: Any, table: TableDescription, negated: bool) -> _Node:
     alias, field_name, lookup = _split_key(key)
     fld: FieldDescription = table.field(field_name, what=f"Condition field ({key})")
     lhs = f"{alias}.{sqltext.ident(fld.column)}"

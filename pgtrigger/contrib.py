@@ -1,10 +1,11 @@
 """Ready-made triggers: Composer, Protect, ReadOnly, FSM, SoftDelete, UpdateSearchVector.
 
-Under template v1 each produces django-pgtrigger's exact text wherever django-pgtrigger could
-express the definition, so switching projects see no migration churn. Definitions it could
-not express (quoted values, nullable or integer FSM fields, SQL expressions) compile to
-correct, safely quoted SQL under either template. Under v2 the rules live in the ``WHEN``
-clause as far as Postgres allows, so rows that pass never enter PL/pgSQL.
+Under template v1 each produces django-pgtrigger's exact text wherever that text worked, so
+switching projects see no migration churn. Definitions it could not express or got wrong
+(quoted values, FSM states that break its array literal, None or integer FSM states, reserved
+words as SoftDelete columns, SQL expressions) compile to correct, safely quoted SQL under
+either template. Under v2 the rules live in the ``WHEN`` clause as far as Postgres allows,
+so rows that pass never enter PL/pgSQL.
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ from __future__ import annotations
 import decimal
 import enum
 import functools
-import itertools
 import operator
-import re
 from typing import Any
 
 from pgtrigger import compiler, sqltext
@@ -37,7 +36,8 @@ from pgtrigger.table import TableDescription, describe
 from pgtrigger.triggers import Func, Trigger, compiling_template
 
 _unset: Any = object()
-_PLAIN = re.compile(r"^[a-z_][a-z0-9_]*$")
+#: What PostgreSQL's array input trims around an unquoted element.
+_ARRAY_SPACE = " \t\n\r\v\f"
 
 
 def _column(model: Any, field: str, what: str = "field") -> str:
@@ -101,11 +101,16 @@ class Composer(Trigger):
         table = describe(model)
         both = bool(self.referencing and self.referencing.old and self.referencing.new)
         pk_columns = table.primary_key_columns() if both else table.primary_key
-        old_pk = ", ".join(f"old_values.{sqltext.legacy_quote(col)}" for col in pk_columns)
-        new_pk = ", ".join(f"new_values.{sqltext.legacy_quote(col)}" for col in pk_columns)
+        old_pk = ", ".join(f"old_values.{sqltext.legacy_column(col)}" for col in pk_columns)
+        new_pk = ", ".join(f"new_values.{sqltext.legacy_column(col)}" for col in pk_columns)
         joined = f"old_values JOIN new_values ON ({old_pk}) = ({new_pk}) {condition}"
-        uses_new = "new_values." in condition
-        uses_old = "old_values." in condition
+        if both and compiling_template(model) == "v1":
+            # django-pgtrigger's test, values included; kept where it only picks a join that
+            # is not needed (with one transition table it refused the trigger instead).
+            uses_new, uses_old = "new_values." in condition, "old_values." in condition
+        else:
+            uses_new = sqltext.references(condition, "new_values")
+            uses_old = sqltext.references(condition, "old_values")
         if uses_new and uses_old:
             cond_old, cond_new = joined, joined
         elif uses_new:
@@ -126,12 +131,13 @@ class Composer(Trigger):
         if self.level == Statement:
             has_old = bool(self.referencing and self.referencing.old)
             has_new = bool(self.referencing and self.referencing.new)
-            if "new_values." in rendered and not has_new:
+            # Only code counts: a string value may well hold "new_values.".
+            if not has_new and sqltext.references(rendered, "new_values"):
                 raise CompileError(
                     f'Composer trigger references NEW values, but operation "{self.operation}"'
                     " doesn't allow for that."
                 )
-            if "old_values." in rendered and not has_old:
+            if not has_old and sqltext.references(rendered, "old_values"):
                 raise CompileError(
                     f'Composer trigger references OLD values, but operation "{self.operation}"'
                     " doesn't allow for that."
@@ -277,6 +283,12 @@ class FSM(Trigger):
 
     Works for text, integer, enum and nullable fields (``None`` is a state); values may
     contain quotes or the separator. Rows whose field does not change pass untouched.
+
+    Template v1 keeps django-pgtrigger's text (``CONCAT(OLD.f, sep, NEW.f)`` looked up in a
+    ``text[]``) for all-string transitions it could hold, and with it one quirk: CONCAT reads
+    NULL as ``''``, so on a nullable field declaring ``'' -> x`` also allows ``NULL -> x``
+    (and ``x -> ''`` allows ``x -> NULL``). Declare a ``None`` transition or use template v2
+    to tell NULL from ``''``; both compare states with ``IS NOT DISTINCT FROM``.
     """
 
     when: When = Before
@@ -327,11 +339,31 @@ class FSM(Trigger):
         super().__init__(name=name, condition=condition)
 
     def _django_expressible(self) -> bool:
-        """Could django-pgtrigger compile this FSM? Then v1 must produce its exact text."""
-        return all(
-            isinstance(v, str) and "'" not in v and '"' not in v and self.separator not in v
-            for v in itertools.chain(*self.transitions or [])
-        )
+        """Did django-pgtrigger's text work for this FSM? Then v1 must produce that text.
+
+        It pastes the field name into a RAISE format string and each ``from<sep>to`` into a
+        ``text[]`` literal, unescaped: anything those would misread takes the exact path.
+        """
+        field = str(self.field)
+        if "'" in field or "%" in field:
+            return False
+        for old, new in self.transitions or []:
+            if not (isinstance(old, str) and isinstance(new, str)):
+                return False
+            if any("'" in v or '"' in v or self.separator in v for v in (old, new)):
+                return False
+            element = f"{old}{self.separator}{new}"
+            if (
+                any(c in element for c in ",{}\\")
+                or element != element.strip(_ARRAY_SPACE)
+                or element.upper() == "NULL"
+            ):
+                return False
+        return True
+
+    def format_sql(self, sql: str) -> str:
+        # Values and quoted names keep their line breaks (django-pgtrigger's joined them).
+        return sqltext.format_sql(sql)
 
     def _allowed(self, column: str) -> str:
         col = sqltext.ident(column)
@@ -356,7 +388,7 @@ class FSM(Trigger):
     def get_func(self, model: Any) -> Any:
         column = _column(model, self.field or "", "FSM field")
         if self._django_expressible():
-            col = sqltext.legacy_quote(column)
+            col = sqltext.legacy_column(column)
             uris = (
                 "{" + ",".join(f"{o}{self.separator}{n}" for o, n in self.transitions or []) + "}"
             )
@@ -449,12 +481,13 @@ class SoftDelete(Trigger):
         column = table.field(self.field or "", what="SoftDelete field").column
         pk_cols = table.primary_key_columns()
         django_value = self._django_value() if legacy else None
-        if legacy and django_value is not None and _PLAIN.match(column):
-            set_column, value, quote = column, django_value, sqltext.legacy_quote
+        # django-pgtrigger wrote the column bare: its text only where bare means that column.
+        if legacy and django_value is not None and sqltext.can_be_bare(column):
+            set_column, value, quote = column, django_value, sqltext.legacy_column
             table_sql = sqltext.legacy_quote(table.v1_name)
         else:
             set_column, value = sqltext.ident(column), sqltext.literal(self.value)
-            quote = sqltext.ident  # type: ignore[assignment]
+            quote = sqltext.ident
             table_sql = table.sql_name if not legacy else sqltext.legacy_quote(table.v1_name)
         table_pk = ",".join(quote(col) for col in pk_cols)
         old_pk = ",".join(f"OLD.{quote(col)}" for col in pk_cols)
@@ -472,6 +505,10 @@ class SoftDelete(Trigger):
     def get_func(self, model: Any) -> Any:
         legacy = compiling_template(model) == "v1"
         return self._sql(model, describe(model), legacy=legacy)
+
+    def format_sql(self, sql: str) -> str:
+        # Values and quoted names keep their line breaks (django-pgtrigger's joined them).
+        return sqltext.format_sql(sql)
 
 
 class UpdateSearchVector(Trigger):
@@ -528,9 +565,9 @@ class UpdateSearchVector(Trigger):
         ]
         vector_col = table.field(self.vector_field or "", what="vector field").column
         return (
-            f"tsvector_update_trigger({sqltext.legacy_quote(vector_col)},"
+            f"tsvector_update_trigger({sqltext.legacy_column(vector_col)},"
             f" {sqltext.legacy_quote(self.config_name)},"
-            f" {', '.join(sqltext.legacy_quote(c) for c in document_cols)})"
+            f" {', '.join(sqltext.legacy_column(c) for c in document_cols)})"
         )
 
     def v2_execute(self, model: Any) -> str | None:

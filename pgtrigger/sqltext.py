@@ -21,7 +21,24 @@ from pgtrigger.errors import CompileError
 #: Postgres truncates identifiers longer than this many bytes (NAMEDATALEN - 1).
 MAX_IDENTIFIER_BYTES = 63
 
-_PLAIN_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
+# fullmatch, not "$": "$" also matches before a trailing newline.
+_PLAIN_IDENT = re.compile(r"[a-z_][a-z0-9_]*")
+
+#: Keywords a bare column name cannot be: ``pg_get_keywords()`` categories R (reserved) and
+#: T (type or function name), the same on PostgreSQL 15 and 18 but for ``system_user``
+#: (reserved since 16, so a bare one breaks on upgrade).
+_NOT_BARE_WORDS = """
+    all analyse analyze and any array as asc asymmetric authorization binary both case cast
+    check collate collation column concurrently constraint create cross current_catalog
+    current_date current_role current_schema current_time current_timestamp current_user
+    default deferrable desc distinct do else end except false fetch for foreign freeze from
+    full grant group having ilike in initially inner intersect into is isnull join lateral
+    leading left like limit localtime localtimestamp natural not notnull null offset on only
+    or order outer overlaps placing primary references returning right select session_user
+    similar some symmetric system_user table tablesample then to trailing true union unique
+    user using variadic verbose when where window with
+"""
+_NOT_BARE = frozenset(_NOT_BARE_WORDS.split())
 
 
 class Sql:
@@ -80,14 +97,33 @@ def legacy_ident(name: str) -> str:
     Names that need quoting could never be installed by django-pgtrigger, so quoting them
     keeps v1 text identical wherever it worked and correct where it did not.
     """
-    return name if _PLAIN_IDENT.match(name) else ident(name)
+    return name if _PLAIN_IDENT.fullmatch(name) else ident(name)
+
+
+def can_be_bare(name: str) -> bool:
+    """Does ``name`` mean the same column written bare? (lower case, not a keyword)"""
+    return _PLAIN_IDENT.fullmatch(name) is not None and name not in _NOT_BARE
 
 
 def legacy_quote(label: str) -> str:
-    """django-pgtrigger's ``utils.quote``: wrap in double quotes unless already quoted."""
+    """django-pgtrigger's ``utils.quote``: wrap in double quotes unless already quoted.
+
+    Kept for table names, where Django's ``schema"."table`` convention relies on it. Use
+    :func:`legacy_column` for a column.
+    """
     if label.startswith('"') or label.endswith('"'):
         return label
     return f'"{label}"'
+
+
+def legacy_column(name: str) -> str:
+    """A column as django-pgtrigger quoted it (``"name"``), correctly when it holds ``"``.
+
+    ``legacy_quote`` neither doubles inner quotes nor quotes a name starting or ending with
+    one, so such columns never installed under django-pgtrigger: quoting them properly
+    changes no text that worked.
+    """
+    return ident(name, "column") if '"' in name else f'"{name}"'
 
 
 def string(value: str) -> str:
@@ -184,40 +220,130 @@ def text_array(items: Iterable[str]) -> str:
     return "{" + ",".join(parts) + "}"
 
 
-_QUOTED_OR_ROWREF = re.compile(
-    r"""(?P<quoted>E'(?:[^'\\]|\\.|'')*'|'(?:[^']|'')*'|"(?:[^"]|"")*")"""
-    r"""|(?<![\w."$])(?P<alias>OLD|NEW)\s*\.""",
-    re.IGNORECASE | re.DOTALL,
+# -- reading SQL text: what is quoted, what is code ----------------------------------------
+
+#: Quoted text and comments, as PostgreSQL's lexer sees them (standard_conforming_strings on):
+#: a dollar-quote opening tag, an escape string (backslash escapes), a string, a quoted
+#: identifier, a line comment, a block comment opening (nested; closed by _block_end).
+#: Unterminated quotes run to the end of the text.
+_LEXEME = re.compile(
+    r"""(?P<dollar>(?<![\w$])\$(?:[^\W\d]\w*)?\$)"""
+    r"""|(?P<estring>(?<![\w$])[Ee]'(?:[^'\\]|\\.|'')*(?:'|\Z))"""
+    r"""|(?P<string>'(?:[^']|'')*(?:'|\Z))"""
+    r"""|(?P<ident>"(?:[^"]|"")*(?:"|\Z))"""
+    r"""|(?P<line_comment>--[^\n]*)"""
+    r"""|(?P<block_comment>/\*)""",
+    re.DOTALL,
 )
+_BLOCK_PART = re.compile(r"/\*|\*/")
+
+
+def _block_end(sql: str, pos: int) -> int:
+    """The end of a block comment opened just before ``pos`` (they nest in PostgreSQL)."""
+    depth = 1
+    for match in _BLOCK_PART.finditer(sql, pos):
+        depth += 1 if match.group() == "/*" else -1
+        if depth == 0:
+            return match.end()
+    return len(sql)
+
+
+def lexemes(sql: str) -> list[tuple[str, int, int]]:
+    """``(kind, start, end)`` of every quoted stretch and comment of ``sql``, in order.
+
+    Kinds: ``dollar`` (a whole dollar-quoted string), ``estring``, ``string``, ``ident``,
+    ``line_comment``, ``block_comment``. Whatever lies between them is code.
+    """
+    found = []
+    pos = 0
+    while (match := _LEXEME.search(sql, pos)) is not None:
+        kind = match.lastgroup or ""
+        end = match.end()
+        if kind == "dollar":
+            close = sql.find(match.group(), end)
+            end = len(sql) if close < 0 else close + len(match.group())
+        elif kind == "block_comment":
+            end = _block_end(sql, end)
+        found.append((kind, match.start(), end))
+        pos = end
+    return found
+
+
+_QUOTED = frozenset({"dollar", "estring", "string", "ident"})
+
+
+def _code_only(sql: str, found: list[tuple[str, int, int]] | None = None) -> str:
+    """``sql`` with every quoted stretch and comment blanked out (same length: positions hold).
+
+    NUL stands in for them (no word character, never part of SQL text); ``"`` for quoted
+    names, so that a name glued to ``OLD`` (``"t"OLD.x``) reads as it always did.
+    """
+    chars = list(sql)
+    for kind, start, end in lexemes(sql) if found is None else found:
+        chars[start:end] = ('"' if kind == "ident" else "\x00") * (end - start)
+    return "".join(chars)
+
+
+_LINE_BREAK = re.compile(r"\s*\n\s*")
+
+
+def format_sql(sql: str) -> str:
+    """django-pgtrigger's one-line layout (each line stripped, lines joined with a space),
+    applied to the code only: quoted text keeps its newlines and spaces.
+
+    Identical to django-pgtrigger's ``format_sql`` whenever no string, quoted identifier or
+    dollar-quoted body holds a line break (there the old one changed what the SQL says).
+    """
+    parts: list[str] = []
+    pos = 0
+    for kind, start, end in lexemes(sql):
+        if kind in _QUOTED:
+            parts.append(_LINE_BREAK.sub(" ", sql[pos:start]))
+            parts.append(sql[start:end])
+            pos = end
+    parts.append(_LINE_BREAK.sub(" ", sql[pos:]))
+    # Only code is stripped: text never starts or ends inside a closed quote.
+    parts[0] = parts[0].lstrip()
+    parts[-1] = parts[-1].rstrip()
+    return "".join(parts)
+
+
+_DOT = re.compile(r"\s*\.")
+_ROW_REFERENCE = re.compile(r"(?<![\w.\"$])(OLD|NEW)\s*\.", re.IGNORECASE)
 
 
 def row_references(sql: str) -> set[str]:
-    """Which of ``OLD`` / ``NEW`` a condition refers to, ignoring quoted text."""
-    found = set()
-    for match in _QUOTED_OR_ROWREF.finditer(sql):
-        if match.group("alias"):
-            found.add(match.group("alias").upper())
-    return found
+    """Which of ``OLD`` / ``NEW`` a condition refers to, ignoring quoted text and comments."""
+    return {match.group(1).upper() for match in _ROW_REFERENCE.finditer(_code_only(sql))}
 
 
 def rename_row_references(sql: str, old: str, new: str) -> str:
     """Point ``OLD.`` / ``NEW.`` at transition-table aliases, leaving quoted text alone."""
     names = {"OLD": old, "NEW": new}
+    parts = []
+    pos = 0
+    for match in _ROW_REFERENCE.finditer(_code_only(sql)):
+        parts += [sql[pos : match.start()], f"{names[match.group(1).upper()]}."]
+        pos = match.end()
+    return "".join(parts) + sql[pos:]
 
-    def swap(match: re.Match[str]) -> str:
-        alias = match.group("alias")
-        return match.group(0) if not alias else f"{names[alias.upper()]}."
 
-    return _QUOTED_OR_ROWREF.sub(swap, sql)
+def references(sql: str, name: str) -> bool:
+    """Does ``sql`` qualify a column with relation ``name`` (``name.col``, ``"name".col``)?
 
-
-_TOKEN = re.compile(
-    r"""(?P<dollar>\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$)"""
-    r"""|(?P<quote>E?'(?:[^'\\]|\\.|'')*'|'(?:[^']|'')*'|"(?:[^"]|"")*")"""
-    r"""|(?P<comment>--[^\n]*)"""
-    r"""|(?P<semi>;)""",
-    re.DOTALL,
-)
+    Only code counts: string values, comments and other quoted names that merely contain
+    ``name.`` do not.
+    """
+    found = lexemes(sql)
+    code = _code_only(sql, found)
+    bare = re.compile(rf"(?<![\w.\"$]){re.escape(name)}\s*\.", re.IGNORECASE)
+    if bare.search(code):
+        return True
+    quoted = ident(name, "relation")
+    return any(
+        kind == "ident" and sql[start:end] == quoted and _DOT.match(code, end)
+        for kind, start, end in found
+    )
 
 
 def split_statements(sql: str) -> list[str]:
@@ -226,25 +352,18 @@ def split_statements(sql: str) -> list[str]:
     Understands quoted strings, identifiers, comments and dollar-quoted function bodies.
     """
     statements: list[str] = []
-    start = 0
-    pos = 0
-    while True:
-        match = _TOKEN.search(sql, pos)
-        if match is None:
-            break
-        if match.group("dollar"):
-            tag = match.group("dollar")
-            end = sql.find(tag, match.end())
-            if end < 0:
-                raise CompileError("Unterminated dollar-quoted string in generated SQL")
-            pos = end + len(tag)
-        elif match.group("semi"):
-            statement = sql[start : match.end()].strip()
+    start = pos = 0
+    for kind, begin, end in [*lexemes(sql), ("end", len(sql), len(sql))]:
+        while (semi := sql.find(";", pos, begin)) >= 0:
+            statement = sql[start : semi + 1].strip()
             if statement.strip(";").strip():
                 statements.append(statement)
-            start = pos = match.end()
-        else:
-            pos = match.end()
+            start = pos = semi + 1
+        if kind == "dollar":
+            tag = sql[begin : sql.index("$", begin + 1) + 1]
+            if end - begin < 2 * len(tag) or not sql.endswith(tag, begin, end):
+                raise CompileError("Unterminated dollar-quoted string in generated SQL")
+        pos = end
     tail = sql[start:].strip()
     if tail:
         statements.append(tail)

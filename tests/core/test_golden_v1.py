@@ -70,6 +70,17 @@ DELIBERATE = {
     "readonly_condition": 'WHEN ((OLD."status" IS DISTINCT FROM (NEW."status")) AND (OLD."flag"))',
     # django-pgtrigger's text replace also rewrote 'NEW.x' inside the string being compared.
     "composer_cond_literal_row_word": "new_values.\"status\" = 'NEW.x'",
+    # Inputs whose django-pgtrigger text failed to install or did the wrong thing:
+    # the pgid in EXECUTE PROCEDURE was bare (a syntax error with "-"),
+    "protect_hyphen_name": 'EXECUTE PROCEDURE "pgtrigger_no-delete_86385"();',
+    # a reserved word was a bare column ("SET order = ..." is a syntax error),
+    "soft_reserved_column": 'UPDATE "tests_keyworded" SET "order" = \'gone\'',
+    # format_sql() joined the lines of the value ('a b'),
+    "soft_value_newline": "SET state = 'a\n  b' WHERE",
+    # ',' and an edge space went into the text[] literal unescaped ({a,b:c,c: d}),
+    "fsm_value_array_syntax": "OLD.\"status\" IS NOT DISTINCT FROM 'a,b'",
+    # and format_sql() joined the lines of a state ({a b:c}).
+    "fsm_value_newline": "ANY('{a\n  b:c}'::text[])",
 }
 
 

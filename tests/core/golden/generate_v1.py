@@ -165,6 +165,18 @@ class Typed(models.Model):
         app_label = "tests"
 
 
+class Keyworded(models.Model):
+    """Columns named like SQL keywords: unreserved (``type``), column-name (``position``)
+    and reserved (``order``, which django-pgtrigger's SoftDelete wrote bare)."""
+
+    type = models.CharField(max_length=16, null=True)
+    position = models.IntegerField(null=True)
+    order = models.CharField(max_length=16, null=True)
+
+    class Meta:
+        app_label = "tests"
+
+
 class CompositeModel(models.Model):
     pk = models.CompositePrimaryKey("tenant_id", "item_id")
     tenant_id = models.IntegerField()
@@ -636,6 +648,78 @@ CASES: list[tuple[str, type[models.Model], str]] = [
         'pgtrigger.Composer(name="c_row", operation=pgtrigger.Update, when=pgtrigger.Before,'
         ' func={pgtrigger.Row: "RETURN NEW;", pgtrigger.Statement: "RETURN NULL;"},'
         " condition=pgtrigger.Q(new__flag=True))",
+    ),
+    # Near the inputs template v1 fixed since (issue 8 part 4): these worked under
+    # django-pgtrigger and must keep its text exactly
+    (
+        "soft_unreserved_keyword_column",
+        Keyworded,
+        'pgtrigger.SoftDelete(name="sd_kw", field="type", value="gone")',
+    ),
+    (
+        "soft_col_name_keyword_column",
+        Keyworded,
+        'pgtrigger.SoftDelete(name="sd_pos", field="position", value=1)',
+    ),
+    (
+        "soft_str_symbols",
+        SoftModel,
+        'pgtrigger.SoftDelete(name="sd_sym", field="state",'
+        " value=' a  b %s :x {} \"q\" $1 -- /* ')",
+    ),
+    (
+        "fsm_values_spaces_symbols",
+        Post,
+        'pgtrigger.FSM(name="fsm_sym", field="status",'
+        ' transitions=[("in review", "NULL"), ("NULL", "done $1 %"), ("a b", "x-y")])',
+    ),
+    (
+        "fsm_unicode_separator",
+        Post,
+        'pgtrigger.FSM(name="fsm_uni", field="status", separator="é",'
+        ' transitions=[("draft", "ready"), ("ready", "done")])',
+    ),
+    (
+        "composer_update_cond_old_literal_table",
+        Post,
+        _composer(
+            "c_lit_tbl",
+            "pgtrigger.Update",
+            "cond_old_values",
+            'pgtrigger.Q(old__status="new_values.x")',
+        ),
+    ),
+    (
+        "stmt_protect_update_cond_literal_table",
+        Post,
+        'pgtrigger.Protect(name="sp_lit", operation=pgtrigger.Update, level=pgtrigger.Statement,'
+        ' condition=pgtrigger.Q(old__status="old_values.y"))',
+    ),
+    # ...and these did not work under django-pgtrigger (DELIBERATE in test_golden_v1.py)
+    (
+        "protect_hyphen_name",
+        Post,
+        'pgtrigger.Protect(name="no-delete", operation=pgtrigger.Delete)',
+    ),
+    (
+        "soft_reserved_column",
+        Keyworded,
+        'pgtrigger.SoftDelete(name="sd_order", field="order", value="gone")',
+    ),
+    (
+        "soft_value_newline",
+        SoftModel,
+        'pgtrigger.SoftDelete(name="sd_nl", field="state", value="a\\n  b")',
+    ),
+    (
+        "fsm_value_array_syntax",
+        Post,
+        'pgtrigger.FSM(name="fsm_arr", field="status", transitions=[("a,b", "c"), ("c", " d")])',
+    ),
+    (
+        "fsm_value_newline",
+        Post,
+        'pgtrigger.FSM(name="fsm_nl", field="status", transitions=[("a\\n  b", "c")])',
     ),
     # UpdateSearchVector
     (
