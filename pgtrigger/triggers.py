@@ -52,7 +52,7 @@ def compiling_template(model: Any) -> str:
 
 #: "pgtrigger_" + name + "_" + 5 hex digits must fit Postgres' 63-byte identifiers.
 MAX_NAME_LENGTH = 47
-_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
+_NAME_RE = re.compile(r"[a-zA-Z0-9_-]+")  # fullmatch: "$" would accept a final newline
 
 
 class Func:
@@ -224,7 +224,7 @@ class Trigger:
             raise DefinitionError(f"Trigger name {name!r} must be a string")
         if len(name) > MAX_NAME_LENGTH:
             raise DefinitionError(f'Trigger name "{name}" > {MAX_NAME_LENGTH} characters.')
-        if not _NAME_RE.match(name):
+        if not _NAME_RE.fullmatch(name):
             raise DefinitionError(
                 f'Trigger name "{name}" has invalid characters.'
                 " Only alphanumeric characters, hyphens, and underscores are allowed."
@@ -350,7 +350,7 @@ class Trigger:
             raise CompileError("the condition refers to NEW, which DELETE triggers do not have")
 
     def ignore_func_name(self, table: TableDescription) -> str:
-        return f"{sqltext.legacy_quote(table.ignore_func_schema)}._pgtrigger_should_ignore"
+        return f"{sqltext.legacy_column(table.ignore_func_schema)}._pgtrigger_should_ignore"
 
     def compile_v1(self, model: Any, table: TableDescription) -> compiler.UpsertSql:
         """django-pgtrigger's template, fed exactly what django-pgtrigger fed it."""

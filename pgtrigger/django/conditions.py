@@ -15,7 +15,7 @@ from django.db.models.fields.related import RelatedField
 from django.db.models.sql import Query
 from django.db.models.sql.datastructures import BaseTable
 
-from pgtrigger import conditions
+from pgtrigger import conditions, sqltext
 from pgtrigger.errors import CompileError
 from pgtrigger.table import TableDescription
 
@@ -82,8 +82,18 @@ def _literal(value: Any) -> str:
         return quoted.decode()
 
 
+def _check_values(q: conditions.Q) -> None:
+    """Refuse text Postgres cannot store (NUL) naming the filter, before Django sees it."""
+    for child in q.children:
+        if isinstance(child, conditions.Q):
+            _check_values(child)
+        elif isinstance(child, tuple) and len(child) == 2 and isinstance(child[1], str):
+            sqltext.check_text(child[1], f"Filter expression {child[0]!r}: value {child[1]!r}")
+
+
 def compile_q(q: conditions.Q, table: TableDescription) -> str:
     """SQL of ``q`` for the model ``table`` describes."""
+    _check_values(q)
     model = table.target
     query = _RowQuery(model)
     connection = connections[DEFAULT_DB_ALIAS]

@@ -214,3 +214,13 @@ def test_table_in_another_schema() -> None:
     with pgtrigger.ignore("testapp.SchemaQualified:protect_qualified_delete"):
         obj.delete()
     assert not models.SchemaQualified.objects.exists()
+
+
+def test_nul_in_a_q_value_names_the_filter() -> None:
+    """Postgres text cannot hold NUL: refused at compile time, naming the filter (not a
+    psycopg DataError naming nothing)."""
+    trigger = pgtrigger.Protect(
+        name="nul", operation=pgtrigger.Update, condition=pgtrigger.Q(old__name="a\x00b")
+    )
+    with pytest.raises(pgtrigger.CompileError, match="old__name"):
+        trigger.compile(models.ProtectedRow)

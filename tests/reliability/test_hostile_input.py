@@ -931,9 +931,6 @@ def test_trigger_names_follow_the_documented_rule(name: str) -> None:
             else "DefinitionError: empty name"
         ] += 1
         return
-    if not ok and _NAME_RULE.fullmatch(name.removesuffix("\n")):
-        t.hit(["regex-$-newline"])
-        return
     assert ok, f"invalid trigger name {name!r} accepted"
     table = TableDescription(name="t")
     pgid = trigger.get_pgid(table)
@@ -1245,9 +1242,6 @@ def test_bug_v1_soft_delete_column_with_a_trailing_newline(hostile_db: HostileDb
     )
 
 
-@pytest.mark.xfail(
-    strict=True, reason="regex-$-newline: " + KNOWN_BUGS["regex-$-newline"], raises=AssertionError
-)
 def test_bug_trigger_name_with_a_trailing_newline_is_accepted() -> None:
     try:
         pgtrigger.Protect(name="abc\n", operation=pgtrigger.Delete)
