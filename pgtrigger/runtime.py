@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 import functools
 import inspect
+import sys
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -393,6 +394,54 @@ class ShortTransaction:
         if not getattr(self._dbapi, "closed", False):
             with contextlib.suppress(Exception):
                 end_transaction(self._dbapi, commit=False)
+
+
+def inline_prefix(dbapi_cursor: Any, statement: Any, params: Any, many: bool) -> bool:
+    """May ``statement`` carry the state in its own query string (no extra round trip)?
+
+    Only on a cursor that binds parameters on the client and sends one simple query (psycopg2,
+    psycopg 3's ``ClientCursor`` as Django uses it), not named (server-side) and not
+    ``executemany``: PostgreSQL runs the statements of one simple query as one implicit
+    transaction, so ``SELECT set_config(..., true); <statement>`` holds for the statement and
+    ends with it, also behind a transaction-pooling proxy. Server-side binding (psycopg 3's
+    default cursor, asyncpg) cannot take two statements: ``ShortTransaction`` serves those.
+    """
+    if many or not isinstance(statement, str) or getattr(dbapi_cursor, "name", None):
+        return False
+    if not wrappable_in_autocommit(statement):
+        return False
+    return _is_psycopg2_cursor(dbapi_cursor) or _is_client_cursor(dbapi_cursor)
+
+
+def _is_psycopg2_cursor(dbapi_cursor: Any) -> bool:
+    extensions = sys.modules.get("psycopg2.extensions")
+    return extensions is not None and isinstance(dbapi_cursor, extensions.cursor)
+
+
+def _is_client_cursor(dbapi_cursor: Any) -> bool:
+    psycopg = sys.modules.get("psycopg")
+    client_cursor = getattr(psycopg, "ClientCursor", None)
+    return client_cursor is not None and isinstance(dbapi_cursor, client_cursor)
+
+
+def with_inline_state(state: State, statement: str) -> str | None:
+    """``statement`` preceded by the ``set_config`` of ``state`` (see ``inline_prefix``).
+
+    The values are literals (``sqltext``). None when they hold a ``%`` (a schema name): the
+    driver may or may not interpolate parameters into the string, so that one goes the
+    ``ShortTransaction`` way.
+    """
+    prefix = apply_sql(state)
+    return None if "%" in prefix else f"{prefix}; {statement}"
+
+
+def skip_to_last_result(dbapi_cursor: Any) -> None:
+    """Leave the cursor on the user's statement's result (psycopg 3 starts on the first)."""
+    nextset = getattr(dbapi_cursor, "nextset", None)
+    if nextset is None or _is_psycopg2_cursor(dbapi_cursor):
+        return  # psycopg2 shows the last result already
+    while nextset():
+        pass
 
 
 def short_transaction(

@@ -8,11 +8,14 @@ through a transaction-pooling proxy (pgbouncer):
 - inside ``transaction.atomic``, one ``set_config`` per transaction per change of state, in
   the same round trip as the ``BEGIN`` on psycopg 3;
 - in autocommit (Django's default outside atomic blocks), a query that runs while the state is
-  not the default runs in a short transaction of its own (``runtime.ShortTransaction``):
-  ``BEGIN; set_config(...)``, the query, ``COMMIT`` (``ROLLBACK`` if it fails).
+  not the default carries it in its own query string when the cursor binds parameters on the
+  client (Django's default, and psycopg2): ``SELECT set_config(...); <query>``, one simple
+  query that PostgreSQL runs as one implicit transaction, so no extra round trip. Otherwise
+  (server-side binding, named cursors, executemany) it runs in a short transaction of its own
+  (``runtime.ShortTransaction``): ``BEGIN; set_config(...)``, the query, ``COMMIT``.
 
-User SQL is never rewritten, so named cursors, server-side binding and failed transactions
-need no special cases.
+Inside transactions user SQL is never touched; in autocommit only the prefix above is added,
+and only where the driver sends the query as one simple query.
 """
 
 from __future__ import annotations
@@ -92,6 +95,13 @@ def _in_own_transaction(
         with connection.wrap_database_errors:
             runtime.send_state(dbapi, "format", state, carried=None)
         return execute(sql, params, many, context)
+    dbapi_cursor = context["cursor"].cursor
+    if status == _IDLE and runtime.inline_prefix(dbapi_cursor, sql, params, many):
+        inlined = runtime.with_inline_state(state, sql)
+        if inlined is not None:  # one simple query, one implicit transaction: no round trip
+            result = execute(inlined, params, many, context)
+            runtime.skip_to_last_result(dbapi_cursor)
+            return result
     wrapped = None
     if status == _IDLE:
         with connection.wrap_database_errors:

@@ -7,11 +7,14 @@ client through a transaction-pooling proxy:
 
 - in a transaction, one ``set_config`` per transaction per change of state; on psycopg 3 it
   rides with the ``BEGIN`` the driver would send anyway (no extra round trip);
-- in autocommit, a statement that runs while the state is not the default runs in a short
+- in autocommit, a statement that runs while the state is not the default carries it in its
+  own query string where the driver sends one simple query (psycopg2, psycopg 3's
+  ``ClientCursor``): ``SELECT set_config(...); <statement>``, one implicit transaction, no
+  extra round trip; elsewhere (psycopg 3's server-side binding, asyncpg) it runs in a short
   transaction of its own (``runtime.ShortTransaction``): ``BEGIN; set_config(...)``, the
   statement, ``COMMIT``.
 
-User statements are never rewritten.
+Inside transactions user statements are never touched; in autocommit only the prefix above.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ LOGGER = logging.getLogger("pgtrigger")
 KEY = "pgtrigger.state"
 #: A connection's info holds the ``runtime.ShortTransaction`` its autocommit statement runs in.
 WRAPPED = "pgtrigger.wrapped"
+#: Set while an autocommit statement carries the state in its own query string.
+INLINED = "pgtrigger.inlined"
 
 # info[KEY] is None (nothing carried) or (id of the DBAPI connection, State or None): the state
 # the current transaction carries; None means "unknown" (after a savepoint rollback): re-apply.
@@ -61,30 +66,38 @@ _TRANSACTION_CONTROL = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT
 
 def _before_cursor_execute(
     conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
-) -> None:
+) -> tuple[str, Any]:
     fairy = conn.connection
     dbapi_connection = fairy.dbapi_connection
     state = runtime.current()
     if carries(fairy.info, dbapi_connection, state):
-        return
+        return statement, parameters
     if conn.dialect.name != "postgresql":
-        return
+        return statement, parameters
     status = runtime.transaction_status(dbapi_connection)
     if status == "INERROR":
-        return  # nothing can run in a failed transaction; its rollback must go first
+        return statement, parameters  # a failed transaction: its rollback must go first
     if isinstance(statement, str) and statement.lstrip().upper().startswith(_TRANSACTION_CONTROL):
-        return  # SQLAlchemy's own savepoint statements: the next real statement applies state
+        return statement, parameters  # SQLAlchemy's own savepoints: the next statement applies
     paramstyle = conn.dialect.paramstyle
     if getattr(dbapi_connection, "autocommit", False):
         # Nothing is carried between autocommit statements (KEY stays None).
         if status == "INTRANS":  # a transaction the user opened by hand: mark it, each time
             runtime.send_state(dbapi_connection, paramstyle, state, carried=None)
         elif not _server_side(context):
+            if status == "IDLE" and runtime.inline_prefix(
+                cursor, statement, parameters, executemany
+            ):
+                inlined = runtime.with_inline_state(state, statement)
+                if inlined is not None:  # one simple query, one implicit transaction
+                    fairy.info[INLINED] = True
+                    return inlined, parameters
             wrapped = runtime.short_transaction(dbapi_connection, paramstyle, state, statement)
             if wrapped is not None:
                 fairy.info[WRAPPED] = wrapped
-        return
+        return statement, parameters
     apply_state(fairy.info, dbapi_connection, paramstyle, state)
+    return statement, parameters
 
 
 def _server_side(context: Any) -> bool:
@@ -101,8 +114,10 @@ def _info(conn: Connection) -> dict[str, Any] | None:
     return conn.connection.info
 
 
-def _after_cursor_execute(conn: Connection, *args: Any) -> None:
+def _after_cursor_execute(conn: Connection, cursor: Any, *args: Any) -> None:
     info = _info(conn)
+    if info is not None and info.pop(INLINED, False):
+        runtime.skip_to_last_result(cursor)
     wrapped = None if info is None else info.pop(WRAPPED, None)
     if wrapped is not None:
         wrapped.close()  # an error raised here is the statement's: SQLAlchemy wraps it
@@ -111,6 +126,8 @@ def _after_cursor_execute(conn: Connection, *args: Any) -> None:
 def _handle_error(context: Any) -> None:
     conn = context.connection
     info = None if conn is None else _info(conn)
+    if info is not None:
+        info.pop(INLINED, None)
     wrapped = None if info is None else info.pop(WRAPPED, None)
     if wrapped is not None:
         wrapped.close(context.original_exception)
@@ -136,6 +153,7 @@ def _checkin(dbapi_connection: Any, record: Any) -> None:
     # are gone with it.
     record.info.pop(KEY, None)
     record.info.pop(WRAPPED, None)
+    record.info.pop(INLINED, None)
 
 
 _installed = False
@@ -146,7 +164,7 @@ def install_hooks() -> None:
     global _installed
     if _installed:
         return
-    event.listen(Engine, "before_cursor_execute", _before_cursor_execute)
+    event.listen(Engine, "before_cursor_execute", _before_cursor_execute, retval=True)
     event.listen(Engine, "after_cursor_execute", _after_cursor_execute)
     event.listen(Engine, "handle_error", _handle_error)
     event.listen(Engine, "commit", _forget)
