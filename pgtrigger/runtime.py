@@ -12,6 +12,7 @@ import contextlib
 import contextvars
 import functools
 import inspect
+import re
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -81,11 +82,13 @@ def _state_parts(state: State, carried: State | None, value: Callable[[str], str
     return parts
 
 
+@functools.lru_cache(maxsize=256)
 def apply_sql(state: State, carried: State | None = DEFAULT) -> str:
     """One statement (literals, no bind parameters) that makes a transaction carry ``state``.
 
     ``carried``: what the transaction carries now (None: unknown). Settings are
-    transaction-local, so they vanish at commit or rollback on their own.
+    transaction-local, so they vanish at commit or rollback on their own. Cached: autocommit
+    queries inside a context may send it with every query.
     """
     return "SELECT " + ", ".join(_state_parts(state, carried, sqltext.string))
 
@@ -457,30 +460,17 @@ def short_transaction(
     return ShortTransaction(dbapi_connection, paramstyle, state)
 
 
-#: Statements that cannot run inside a transaction block (so never wrapped in one).
-_NO_TRANSACTION_BLOCK = (
-    "VACUUM",
-    "CREATE DATABASE",
-    "DROP DATABASE",
-    "ALTER SYSTEM",
-    "CREATE TABLESPACE",
-    "DROP TABLESPACE",
-    "CLUSTER",
-    "REINDEX",
-    "CREATE INDEX CONCURRENTLY",
-    "CREATE UNIQUE INDEX CONCURRENTLY",
-    "DROP INDEX CONCURRENTLY",
-    "BEGIN",
-    "START TRANSACTION",
-    "COMMIT",
-    "END",
-    "ROLLBACK",
-    "ABORT",
-    "SAVEPOINT",
-    "RELEASE",
-    "PREPARE TRANSACTION",
-    "COMMIT PREPARED",
-    "ROLLBACK PREPARED",
+#: Statements that cannot run inside a transaction block (so never wrapped in one), and
+#: transaction control: matched on the statement's first words (after any parentheses).
+_NO_TRANSACTION_BLOCK = re.compile(
+    r"""\s*\(*\s*(?:
+        VACUUM | CLUSTER | REINDEX | ALTER\s+SYSTEM
+      | (?:CREATE|DROP)\s+(?:DATABASE|TABLESPACE)
+      | CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY | DROP\s+INDEX\s+CONCURRENTLY
+      | BEGIN | START\s+TRANSACTION | COMMIT | END | ROLLBACK | ABORT | SAVEPOINT | RELEASE
+      | PREPARE\s+TRANSACTION
+    )(?![\w$])""",
+    re.IGNORECASE | re.VERBOSE,
 )
 
 
@@ -491,13 +481,7 @@ def wrappable_in_autocommit(statement: Any) -> bool:
     block (``VACUUM``, ``CREATE DATABASE``, ``... CONCURRENTLY``; ``CLUSTER`` and ``REINDEX``
     too, to be safe): those run as they are, without the state.
     """
-    if not isinstance(statement, str):
-        return True
-    head = " ".join(statement.lstrip().lstrip("(").split(None, 4)[:4]).upper()
-    return not any(
-        head == word or head.startswith(word + " ") or head.startswith(word + ";")
-        for word in _NO_TRANSACTION_BLOCK
-    )
+    return not isinstance(statement, str) or _NO_TRANSACTION_BLOCK.match(statement) is None
 
 
 _PSYCOPG2_STATUS = {0: "IDLE", 1: "ACTIVE", 2: "INTRANS", 3: "INERROR", 4: "UNKNOWN"}
