@@ -12,7 +12,7 @@ through a transaction-pooling proxy (pgbouncer):
   client (Django's default, and psycopg2): ``SELECT set_config(...); <query>``, one simple
   query that PostgreSQL runs as one implicit transaction, so no extra round trip. Otherwise
   (server-side binding, named cursors, executemany) it runs in a short transaction of its own
-  (``runtime.ShortTransaction``): ``BEGIN; set_config(...)``, the query, ``COMMIT``.
+  (``sending.ShortTransaction``): ``BEGIN; set_config(...)``, the query, ``COMMIT``.
 
 Inside transactions user SQL is never touched; in autocommit only the prefix above is added,
 and only where the driver sends the query as one simple query.
@@ -26,7 +26,7 @@ from typing import Any
 from django.db import connections
 from django.db.backends.signals import connection_created
 
-from pgtrigger import runtime
+from pgtrigger import runtime, sending
 
 _UNKNOWN = runtime.State(schemas=("\x00unknown",))  # never equal to a real state
 _IDLE, _INTRANS, _INERROR = "IDLE", "INTRANS", "INERROR"
@@ -63,7 +63,7 @@ def ensure(connection: Any, state: runtime.State) -> None:
     """Make the transaction of ``connection`` carry ``state`` (at most one round trip)."""
     dbapi = connection.connection
     carried = _carried(connection)
-    status = runtime.transaction_status(dbapi)
+    status = sending.transaction_status(dbapi)
     if status == _IDLE:
         carried.local = None  # the transaction that carried local settings has ended
     effective = carried.local if carried.local is not None else runtime.DEFAULT
@@ -72,10 +72,10 @@ def ensure(connection: Any, state: runtime.State) -> None:
     # Errors (a dead connection, say) reach the application as Django's own exceptions, and
     # Django marks the connection unusable as for any query.
     with connection.wrap_database_errors:
-        if status == _IDLE and runtime.can_begin_with_state(dbapi):
-            runtime.begin_with_state(dbapi, "format", state, autocommit=False)
+        if status == _IDLE and sending.can_begin_with_state(dbapi):
+            sending.begin_with_state(dbapi, "format", state, autocommit=False)
         else:
-            runtime.send_state(dbapi, "format", state, carried=carried.local)
+            sending.send_state(dbapi, "format", state, carried=carried.local)
     carried.local = state
 
 
@@ -90,22 +90,22 @@ def _in_own_transaction(
 ) -> Any:
     """Run an autocommit query in a short transaction carrying ``state``."""
     dbapi = connection.connection
-    status = runtime.transaction_status(dbapi)
+    status = sending.transaction_status(dbapi)
     if status == _INTRANS:  # a transaction opened by hand (raw BEGIN): mark it, each time
         with connection.wrap_database_errors:
-            runtime.send_state(dbapi, "format", state, carried=None)
+            sending.send_state(dbapi, "format", state, carried=None)
         return execute(sql, params, many, context)
     dbapi_cursor = context["cursor"].cursor
-    if status == _IDLE and runtime.inline_prefix(dbapi_cursor, sql, params, many):
-        inlined = runtime.with_inline_state(state, sql)
+    if status == _IDLE and sending.inline_prefix(dbapi_cursor, sql, params, many):
+        inlined = sending.with_inline_state(state, sql)
         if inlined is not None:  # one simple query, one implicit transaction: no round trip
             result = execute(inlined, params, many, context)
-            runtime.skip_to_last_result(dbapi_cursor)
+            sending.skip_to_last_result(dbapi_cursor)
             return result
     wrapped = None
     if status == _IDLE:
         with connection.wrap_database_errors:
-            wrapped = runtime.short_transaction(dbapi, "format", state, sql)
+            wrapped = sending.short_transaction(dbapi, "format", state, sql)
     if wrapped is None:
         return execute(sql, params, many, context)
     try:

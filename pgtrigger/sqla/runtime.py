@@ -11,7 +11,7 @@ client through a transaction-pooling proxy:
   own query string where the driver sends one simple query (psycopg2, psycopg 3's
   ``ClientCursor``): ``SELECT set_config(...); <statement>``, one implicit transaction, no
   extra round trip; elsewhere (psycopg 3's server-side binding, asyncpg) it runs in a short
-  transaction of its own (``runtime.ShortTransaction``): ``BEGIN; set_config(...)``, the
+  transaction of its own (``sending.ShortTransaction``): ``BEGIN; set_config(...)``, the
   statement, ``COMMIT``.
 
 Inside transactions user statements are never touched; in autocommit only the prefix above.
@@ -26,11 +26,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import Pool
 
-from pgtrigger import runtime
+from pgtrigger import runtime, sending
 
 LOGGER = logging.getLogger("pgtrigger")
 KEY = "pgtrigger.state"
-#: A connection's info holds the ``runtime.ShortTransaction`` its autocommit statement runs in.
+#: A connection's info holds the ``sending.ShortTransaction`` its autocommit statement runs in.
 WRAPPED = "pgtrigger.wrapped"
 #: Set while an autocommit statement carries the state in its own query string.
 INLINED = "pgtrigger.inlined"
@@ -52,11 +52,11 @@ def apply_state(
 ) -> None:
     """Make the transaction of ``dbapi_connection`` carry ``state`` (one round trip)."""
     entry = info.get(KEY)
-    if runtime.can_begin_with_state(dbapi_connection):
-        runtime.begin_with_state(dbapi_connection, paramstyle, state, autocommit=False)
+    if sending.can_begin_with_state(dbapi_connection):
+        sending.begin_with_state(dbapi_connection, paramstyle, state, autocommit=False)
     else:
         carried = runtime.DEFAULT if entry is None or entry[0] != id(dbapi_connection) else entry[1]
-        runtime.send_state(dbapi_connection, paramstyle, state, carried=carried)
+        sending.send_state(dbapi_connection, paramstyle, state, carried=carried)
     # Remember even the default: a savepoint rollback may bring an earlier state back.
     info[KEY] = (id(dbapi_connection), state)
 
@@ -74,7 +74,7 @@ def _before_cursor_execute(
         return statement, parameters
     if conn.dialect.name != "postgresql":
         return statement, parameters
-    status = runtime.transaction_status(dbapi_connection)
+    status = sending.transaction_status(dbapi_connection)
     if status == "INERROR":
         return statement, parameters  # a failed transaction: its rollback must go first
     if isinstance(statement, str) and statement.lstrip().upper().startswith(_TRANSACTION_CONTROL):
@@ -83,16 +83,16 @@ def _before_cursor_execute(
     if getattr(dbapi_connection, "autocommit", False):
         # Nothing is carried between autocommit statements (KEY stays None).
         if status == "INTRANS":  # a transaction the user opened by hand: mark it, each time
-            runtime.send_state(dbapi_connection, paramstyle, state, carried=None)
+            sending.send_state(dbapi_connection, paramstyle, state, carried=None)
         elif not _server_side(context):
-            if status == "IDLE" and runtime.inline_prefix(
+            if status == "IDLE" and sending.inline_prefix(
                 cursor, statement, parameters, executemany
             ):
-                inlined = runtime.with_inline_state(state, statement)
+                inlined = sending.with_inline_state(state, statement)
                 if inlined is not None:  # one simple query, one implicit transaction
                     fairy.info[INLINED] = True
                     return inlined, parameters
-            wrapped = runtime.short_transaction(dbapi_connection, paramstyle, state, statement)
+            wrapped = sending.short_transaction(dbapi_connection, paramstyle, state, statement)
             if wrapped is not None:
                 fairy.info[WRAPPED] = wrapped
         return statement, parameters
@@ -117,7 +117,7 @@ def _info(conn: Connection) -> dict[str, Any] | None:
 def _after_cursor_execute(conn: Connection, cursor: Any, *args: Any) -> None:
     info = _info(conn)
     if info is not None and info.pop(INLINED, False):
-        runtime.skip_to_last_result(cursor)
+        sending.skip_to_last_result(cursor)
     wrapped = None if info is None else info.pop(WRAPPED, None)
     if wrapped is not None:
         wrapped.close()  # an error raised here is the statement's: SQLAlchemy wraps it

@@ -13,7 +13,7 @@ from django.db import DatabaseError, IntegrityError, connection, connections, tr
 from django.test.utils import CaptureQueriesContext
 
 import pgtrigger
-import pgtrigger.runtime
+import pgtrigger.sending
 from tests.django.helpers import blocked, ignore_setting, run_async, scalar
 from tests.django.testapp import models
 
@@ -40,27 +40,27 @@ def dbapi_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The statements pgtrigger sends on its own (set_config goes through a raw DB-API cursor,
     which Django's query log does not see)."""
     sent: list[str] = []
-    original = pgtrigger.runtime.run_dbapi
+    original = pgtrigger.sending.run_dbapi
 
     def run_dbapi(dbapi: Any, paramstyle: str, sql: str, params: tuple[Any, ...]) -> list[Any]:
         sent.append(sql)
         return original(dbapi, paramstyle, sql, params)
 
-    original_script = pgtrigger.runtime.run_script
+    original_script = pgtrigger.sending.run_script
 
     def run_script(dbapi: Any, sql: str) -> None:
         sent.append(sql)
         original_script(dbapi, sql)
 
-    original_on_libpq = pgtrigger.runtime._exec_on_libpq
+    original_on_libpq = pgtrigger.sending._exec_on_libpq
 
     def on_libpq(dbapi: Any, sql: str) -> None:  # psycopg 3: the state rides with BEGIN
         sent.append(sql)
         original_on_libpq(dbapi, sql)
 
-    monkeypatch.setattr(pgtrigger.runtime, "run_dbapi", run_dbapi)
-    monkeypatch.setattr(pgtrigger.runtime, "run_script", run_script)
-    monkeypatch.setattr(pgtrigger.runtime, "_exec_on_libpq", on_libpq)
+    monkeypatch.setattr(pgtrigger.sending, "run_dbapi", run_dbapi)
+    monkeypatch.setattr(pgtrigger.sending, "run_script", run_script)
+    monkeypatch.setattr(pgtrigger.sending, "_exec_on_libpq", on_libpq)
     return sent
 
 

@@ -67,7 +67,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 import pgtrigger
 import pgtrigger.sqla
 import tests.django.conftest  # noqa: F401  (configures Django as its own tests do)
-from pgtrigger import registry, runtime, sqltext
+from pgtrigger import registry, runtime, sending, sqltext
 from tests.pgservers import DatabaseDSN, Settings
 from tests.sqla.helpers import NO_IGNORE, aw, error_text, make_engine
 
@@ -1071,26 +1071,26 @@ class SessionLevel:
     def __init__(self, dbapi: Any, paramstyle: str, state: runtime.State, base_path: str):
         self.dbapi, self.paramstyle, self.base_path = dbapi, paramstyle, base_path
         path = ", ".join([state.search_path_value(), base_path]) if state.schemas else base_path
-        runtime.run_dbapi(dbapi, paramstyle, self.SQL, (state.ignore_value(), path))
+        sending.run_dbapi(dbapi, paramstyle, self.SQL, (state.ignore_value(), path))
 
     def close(self, error: BaseException | None = None) -> None:
-        runtime.run_dbapi(self.dbapi, self.paramstyle, self.SQL, ("{}", self.base_path))
+        sending.run_dbapi(self.dbapi, self.paramstyle, self.SQL, ("{}", self.base_path))
 
 
 def test_session_level_settings_would_leak(
     bouncer: Bouncer, base_path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The checks have teeth: the soak, in autocommit, with ``runtime.short_transaction``
+    """The checks have teeth: the soak, in autocommit, with ``sending.short_transaction``
     replaced by session-level settings, must count leaks."""
 
     def session_level(
         dbapi: Any, paramstyle: str, state: runtime.State, statement: Any, **_: Any
     ) -> SessionLevel | None:
-        if not runtime.wrappable_in_autocommit(statement):
+        if not sending.wrappable_in_autocommit(statement):
             return None
         return SessionLevel(dbapi, paramstyle, state, base_path)
 
-    monkeypatch.setattr(runtime, "short_transaction", session_level)
+    monkeypatch.setattr(sending, "short_transaction", session_level)
     soak = Soak(bouncer, base_path, soak_seed(), ("autocommit",))
     seconds, queue = run_soak(bouncer, soak, CONTROL_OPS)
     monkeypatch.undo()

@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import asyncpg as sqla_asyncpg
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import pgtrigger
-from pgtrigger import runtime
+from pgtrigger import sending
 from tests.sqla.helpers import DRIVERS, aw, connection, created, engine_for, orm_session
 
 P = "sqla_count_"
@@ -109,14 +109,14 @@ class Counts:
 @pytest.fixture(params=DRIVERS)
 def driver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     name = str(request.param)
-    on_libpq = runtime._exec_on_libpq
+    on_libpq = sending._exec_on_libpq
 
     def counted_on_libpq(*args: Any) -> None:
         _sent[0] += 1
         _riding[0] += 1
         on_libpq(*args)
 
-    monkeypatch.setattr(runtime, "_exec_on_libpq", counted_on_libpq)
+    monkeypatch.setattr(sending, "_exec_on_libpq", counted_on_libpq)
     if name == "asyncpg":
         cursor = sqla_asyncpg.AsyncAdapt_asyncpg_cursor
         execute, executemany = cursor._prepare_and_execute, cursor.executemany
