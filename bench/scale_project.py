@@ -16,9 +16,9 @@
 Tables are not created by any of these: ``table_ddl`` gives the plain SQL, identical for every
 tool, so no tool's migration machinery is measured or installs anything early.
 
-Names are chosen so that no two pgids collide, neither among the SQLAlchemy URIs
-(``table:trigger``) nor among the Django ones (``app.Model:trigger``): five hex digits of sha1
-collide at this scale, and two triggers would then share a function.
+Names are chosen so that no two Django pgids (``app.Model:trigger``, five hex digits of sha1,
+as django-pgtrigger names them) collide: at this scale they would, and the registry refuses a
+clash. SQLAlchemy pgids carry 12 digits; the same names serve both.
 """
 
 from __future__ import annotations

@@ -557,8 +557,9 @@ def dbapi_transaction(connection: Any) -> Iterator[DbapiExecutor]:
     if autocommit:
         executor.execute("BEGIN")
     else:
-        status = connection.get_transaction_status()  # psycopg2
-        if status != 0:  # already in a transaction: the caller commits
+        from pgtrigger.sending import transaction_status
+
+        if transaction_status(connection) != "IDLE":  # psycopg2 in the caller's transaction
             yield executor
             return
     try:

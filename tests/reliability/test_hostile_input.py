@@ -1242,7 +1242,7 @@ def test_bug_v1_soft_delete_column_with_a_trailing_newline(hostile_db: HostileDb
     )
 
 
-def test_bug_trigger_name_with_a_trailing_newline_is_accepted() -> None:
+def test_trigger_name_with_a_trailing_newline_is_refused() -> None:
     try:
         pgtrigger.Protect(name="abc\n", operation=pgtrigger.Delete)
     except DefinitionError:
