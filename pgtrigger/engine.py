@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -539,38 +539,3 @@ class DbapiExecutor:
     def execute(self, sql: str) -> None:
         with contextlib.closing(self.connection.cursor()) as cursor:
             cursor.execute(sql)
-
-
-@contextlib.contextmanager
-def dbapi_transaction(connection: Any) -> Iterator[DbapiExecutor]:
-    """A transaction on a DB-API connection: committed on success, rolled back on error.
-
-    Inside a transaction the caller already opened, nothing is committed here (psycopg 3
-    nests with a savepoint; psycopg2 leaves the outer transaction alone).
-    """
-    executor = DbapiExecutor(connection)
-    if hasattr(connection, "transaction"):  # psycopg 3
-        with connection.transaction():
-            yield executor
-        return
-    autocommit = bool(getattr(connection, "autocommit", False))
-    if autocommit:
-        executor.execute("BEGIN")
-    else:
-        from pgtrigger.sending import transaction_status
-
-        if transaction_status(connection) != "IDLE":  # psycopg2 in the caller's transaction
-            yield executor
-            return
-    try:
-        yield executor
-    except BaseException:
-        if autocommit:
-            executor.execute("ROLLBACK")
-        else:
-            connection.rollback()
-        raise
-    if autocommit:
-        executor.execute("COMMIT")
-    else:
-        connection.commit()
