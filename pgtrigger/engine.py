@@ -126,6 +126,10 @@ class Catalog:
             object.__setattr__(self, "_by_key", cached)
         return cached
 
+    def has_table(self, table: str) -> bool:
+        """Whether some schema of the database has ``table`` (one of the names asked about)."""
+        return any(name == table for _, name in self.tables)
+
     def visible_schema(self, table: str) -> str | None:
         """The schema an unqualified ``table`` resolves to on the search path."""
         cached = self.__dict__.get("_visible")
@@ -236,6 +240,9 @@ class Status:
     enabled: bool | None
     target: Target | None = None
     installed: InstalledTrigger | None = None
+    #: The declared table was not found (in the schemas asked for, or on the search path):
+    #: ``schema`` is then the schema named in code, or None.
+    table_missing: bool = False
 
 
 def _placements(
@@ -263,7 +270,14 @@ def statuses(
     claimed: set[tuple[str, str, str]] = set()
     for target in targets:
         compiled = target.compiled
-        for schema in _placements(target, catalog, schemas):
+        placements = _placements(target, catalog, schemas)
+        if (
+            not placements
+            and compiled.schema is None
+            and not catalog.has_table(compiled.table_name)
+        ):
+            placements = [None]  # no schema of the database has the table: say so
+        for schema in placements:
             installed = catalog.find(schema, compiled.table_name, compiled.pgid) if schema else None
             if installed is not None:
                 claimed.add((installed.schema, installed.table, installed.pgid))
@@ -284,6 +298,8 @@ def statuses(
                     enabled,
                     target,
                     installed,
+                    table_missing=schema is None
+                    or (installed is None and (schema, compiled.table_name) not in catalog.tables),
                 )
             )
     if include_prune:
@@ -346,10 +362,15 @@ def install_steps(catalog: Catalog, found: Sequence[Status], force: bool = False
         if row.status == INSTALLED and not force:
             continue
         compiled = row.target.compiled
-        if row.schema is None and compiled.schema is None:
+        if row.table_missing:
+            where = (
+                f'"{row.schema}.{compiled.table_name}"'
+                if row.schema
+                else (f'"{compiled.table_name}"')
+            )
             raise InstallationError(
-                f'Cannot install trigger "{row.target.uri}": table "{compiled.table_name}"'
-                " does not exist on the search path"
+                f'Cannot install trigger "{row.target.uri}": table {where} does not exist'
+                + ("" if row.schema else " on the search path or in the schemas asked for")
             )
         version = catalog.server_version
         if row.installed is not None and row.installed.is_constraint:
@@ -402,8 +423,7 @@ def apply(executor: Executor, steps: Sequence[Step], lock_timeout: str | None = 
             f" set_config('lock_timeout', {sqltext.string(str(lock_timeout))}, true);\n"
         )
         epilogue = (
-            "SELECT set_config('lock_timeout',"
-            " current_setting('pgtrigger.lock_timeout'), true);\n"
+            "SELECT set_config('lock_timeout', current_setting('pgtrigger.lock_timeout'), true);\n"
         )
     batch = "\n".join(step.sql for step in steps)
     # The savepoint goes on its own: PostgreSQL parses a whole query string before running any

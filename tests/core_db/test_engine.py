@@ -252,7 +252,9 @@ def test_v1_triggers_are_recognised(conn: psycopg.Connection[Any], ex: CountingE
     assert engine.ls(ex, declared_v2)[0].status == "INSTALLED"
 
 
-def test_syntax_error_names_the_trigger(conn: psycopg.Connection[Any], ex: CountingExecutor) -> None:
+def test_syntax_error_names_the_trigger(
+    conn: psycopg.Connection[Any], ex: CountingExecutor
+) -> None:
     """PostgreSQL parses a whole query string before running it: a typo in a condition must
     still come back as an InstallationError naming the trigger, inside the caller's
     transaction, which goes on."""
@@ -268,3 +270,28 @@ def test_syntax_error_names_the_trigger(conn: psycopg.Connection[Any], ex: Count
             engine.install(ex, targets(PROTECT, typo))
         assert conn.execute("SELECT 1").fetchone() == (1,)  # the transaction is usable
     assert functions(conn) == []
+
+
+def test_a_declared_table_found_nowhere_is_reported_not_dropped(ex: CountingExecutor) -> None:
+    """Whatever the schema filter, a target whose table no schema has gets one line saying so
+    (``table_missing``); a table that only lives outside the schemas asked for is out of scope.
+    Installing the missing one names it."""
+    ghost = table("ghost")
+    wanted = [*targets(PROTECT), *targets(PROTECT, on=ghost)]
+    for schemas in (None, ["public"], ["nope"]):
+        rows = engine.ls(ex, wanted, schemas=schemas, include_prune=False)
+        missing = [(r.uri, r.schema) for r in rows if r.table_missing]
+        assert missing == [("ghost:protect", None)], schemas
+    in_scope = engine.ls(ex, wanted, schemas=["public"], include_prune=False)
+    assert [(r.uri, r.schema) for r in in_scope if not r.table_missing] == [
+        ("item:protect", "public")
+    ]
+    assert [r.uri for r in engine.ls(ex, wanted, schemas=["nope"], include_prune=False)] == [
+        "ghost:protect"
+    ]
+    with pytest.raises(InstallationError, match='"ghost:protect": table "ghost" does not exist'):
+        engine.install(ex, wanted)
+    qualified = targets(PROTECT, on=table("ghost", schema="public"))
+    assert [r.table_missing for r in engine.ls(ex, qualified, include_prune=False)] == [True]
+    with pytest.raises(InstallationError, match=r'table "public\.ghost" does not exist'):
+        engine.install(ex, qualified)
