@@ -7,8 +7,9 @@
 are registered once per process, and models.py changes between commands, exactly as when a
 user edits a model and runs ``alembic revision --autogenerate`` again.
 
-``models.py`` may also define ``include_object`` and ``INCLUDE_SCHEMAS``: env.py passes them
-to ``context.configure``.
+``models.py`` may also define ``include_object``, ``INCLUDE_SCHEMAS``, ``RENDER_AS_BATCH`` and
+``AUTOGENERATE_PLUGINS``: env.py passes them to ``context.configure``. On Alembic before 1.20
+(no plugin system) env.py imports ``alembic_ext.legacy`` instead, as docs/alembic.md says.
 
 ``read_catalog()`` reads what a test compares: every (non-internal) trigger with its
 definition, hash comment and function checksum, user functions and tables.
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import alembic
 import psycopg
 from alembic import command
 from alembic.config import Config
@@ -49,7 +51,7 @@ import sys
 sys.path.insert(0, {root!r})
 
 import models  # noqa: E402
-
+{legacy}
 target_metadata = models.Base.metadata
 """
 
@@ -57,11 +59,17 @@ _ENV_ONLINE = """\
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
-            autogenerate_plugins=["alembic.autogenerate.*", "pgtrigger"],
+            autogenerate_plugins=getattr(
+                models, "AUTOGENERATE_PLUGINS", ["alembic.autogenerate.*", "pgtrigger"]
+            ),
             include_object=getattr(models, "include_object", None),
             include_schemas=getattr(models, "INCLUDE_SCHEMAS", False),
+            render_as_batch=getattr(models, "RENDER_AS_BATCH", False),
         )
 """
+
+#: Alembic 1.20 is the first whose plugin system calls ``setup()`` (alembic_ext.plugin).
+PLUGINS_WORK = tuple(int(p) for p in alembic.__version__.split(".")[:2]) >= (1, 20)
 
 
 class AlembicError(AssertionError):
@@ -113,7 +121,8 @@ class AlembicProject:
         )
         assert old_metadata in text and old_online in text, "alembic's env.py template changed"
         assert 'dialect_opts={"paramstyle": "named"}' in text, "offline env.py lost paramstyle"
-        text = text.replace(old_metadata, _ENV_IMPORTS.format(root=str(self.root)))
+        legacy = "" if PLUGINS_WORK else "import alembic_ext.legacy  # noqa: E402, F401\n"
+        text = text.replace(old_metadata, _ENV_IMPORTS.format(root=str(self.root), legacy=legacy))
         text = text.replace(old_online, _ENV_ONLINE)
         env.write_text(text)
 

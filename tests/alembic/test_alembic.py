@@ -137,11 +137,6 @@ def assert_empty(state: CatalogState) -> None:
     assert [t for t in state.tables if t[1] != "alembic_version"] == []
 
 
-@pytest.fixture
-def project(tmp_path: Path, database: Any) -> AlembicProject:
-    return AlembicProject(tmp_path / "project", database)
-
-
 # -- 1. the whole lifecycle ---------------------------------------------------------------------
 
 
