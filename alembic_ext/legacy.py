@@ -6,7 +6,7 @@ module there registers nothing (the plugin does), so comparators never run twice
 
 from __future__ import annotations
 
-from alembic_ext import compare, ops, render  # noqa: F401  (ops and renderers register)
+from alembic_ext import batch, compare, ops, render  # noqa: F401  (ops and renderers register)
 
 
 def _plugin_system_works() -> bool:
@@ -22,6 +22,7 @@ _registered = False
 
 def _register() -> None:
     global _registered
+    batch.install()
     if _plugin_system_works() or _registered:
         return  # the plugin registers the comparator; never twice
     from alembic.autogenerate import comparators

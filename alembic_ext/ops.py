@@ -13,6 +13,7 @@ from typing import Any
 
 from alembic.operations import MigrateOperation, Operations
 
+from alembic_ext import batch
 from alembic_ext.snapshot import Snapshot
 from pgtrigger import compiler, sqltext
 
@@ -124,3 +125,8 @@ def _replace(operations: Operations, operation: ReplacePgTriggerOp) -> None:
             + sql
         )
     run_sql(operations, sql)
+
+
+# Migration scripts import this module: re-creating batches in them keep their triggers
+# whatever env.py does.
+batch.install()

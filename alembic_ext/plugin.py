@@ -17,8 +17,14 @@ def compare_triggers(autogen_context: Any, upgrade_ops: Any, schemas: Any) -> An
 
 
 def setup(plugin: Any) -> None:
-    """Register the trigger comparator, after Alembic's own table comparison."""
+    """Register the trigger comparator, after Alembic's own table comparison, and make
+    re-creating ``batch_alter_table`` keep triggers (``alembic.operations`` is loaded by
+    now: ``alembic/__init__`` imports it before it sets plugins up)."""
     from alembic.util import DispatchPriority
+
+    from alembic_ext import batch
+
+    batch.install()
 
     plugin.add_autogenerate_comparator(
         compare_triggers,

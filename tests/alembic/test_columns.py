@@ -305,3 +305,144 @@ def test_dropped_column(project: AlembicProject, database: Any, tmp_path: Path) 
     offline_up, offline_down = offline_round_trip(project, database, tmp_path, "r1", "r2")
     assert "frozen" in offline_up.trigger("pgtrigger_freeze").definition
     assert same_triggers(offline_down, after_r1)
+
+
+# -- 4. render_as_batch: trigger ops between the batch blocks ----------------------------------
+
+
+def test_render_as_batch(project: AlembicProject, database: Any) -> None:
+    batch = "RENDER_AS_BATCH = True\n\n"
+    project.write_models(batch + counter_models(wide=False))
+    project.revision("r1", "post")
+    project.upgrade()
+    after_r1 = read_catalog(database)
+
+    project.write_models(batch + counter_models(wide=True))
+    r2 = project.revision("r2", "widen")
+    expected = [
+        Op("drop_pgtrigger", "post:count_views"),
+        Op("drop_pgtrigger", "post:lock_published"),
+        Op("batch_alter_table", "post"),
+        Op("create_pgtrigger", "post:count_views"),
+        Op("create_pgtrigger", "post:lock_published"),
+    ]
+    assert script_ops(r2) == expected
+    assert op_names(r2, "downgrade") == [op.name for op in expected]
+    assert r2.read_text().count("batch_op.alter_column(") == 4  # two each way
+    project.upgrade()
+    assert hashes(read_catalog(database)) == hashes(after_r1)
+    assert project.check().returncode == 0
+    project.downgrade("r1")
+    assert same_triggers(read_catalog(database), after_r1)
+
+
+# -- 5. batch_alter_table(recreate="always") keeps the table's triggers ------------------------
+
+BATCH_REVISION = """\
+import sqlalchemy as sa
+from alembic import context, op
+
+revision = "b2"
+down_revision = "r1"
+branch_labels = None
+depends_on = None
+
+
+def post(*extra):
+    # --sql cannot reflect: a re-creating batch then needs the table (copy_from).
+    if not context.is_offline_mode():
+        return None
+    return sa.Table(
+        "post",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("views", sa.Integer, nullable=False),
+        sa.Column("note", sa.Text),
+        *extra,
+    )
+
+
+def upgrade():
+    with op.batch_alter_table("post", recreate="always", copy_from=post()) as batch_op:
+        batch_op.add_column(sa.Column("extra", sa.Text))
+
+
+def downgrade():
+    extra = sa.Column("extra", sa.Text)
+    with op.batch_alter_table("post", recreate="always", copy_from=post(extra)) as batch_op:
+        batch_op.drop_column("extra")
+"""
+
+BATCH_DROPS_STATUS = """\
+from alembic import op
+
+revision = "b3"
+down_revision = "b2"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table("post", recreate="always") as batch_op:
+        batch_op.drop_column("status")
+
+
+def downgrade():
+    pass
+"""
+
+
+def trigger_states(database: Any) -> list[tuple[str, str]]:
+    return execute(
+        database,
+        "SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'post'::regclass ORDER BY 1",
+    )
+
+
+def test_batch_recreate_keeps_triggers(
+    project: AlembicProject, database: Any, tmp_path: Path
+) -> None:
+    project.write_models(counter_models(wide=False))
+    project.revision("r1", "post")
+    project.upgrade()
+    execute(database, "INSERT INTO post (id, status, views) VALUES (1, 'published', 5)")
+    no_delete = read_catalog(database).trigger("pgtrigger_no_delete").name
+    execute(database, f'ALTER TABLE post DISABLE TRIGGER "{no_delete}"')
+    after_r1 = read_catalog(database)
+    states = trigger_states(database)
+    assert ("pgtrigger_no_delete", "D") in [(n[:19], s) for n, s in states]
+    old_oid = execute(database, "SELECT 'post'::regclass::oid")
+
+    # The table is re-created (a new oid), rows copied, the triggers back as they were:
+    # same definitions, hash comments, functions, and the disabled one still disabled.
+    project.write_revision("b2", BATCH_REVISION)
+    project.upgrade()
+    assert execute(database, "SELECT 'post'::regclass::oid") != old_oid
+    assert execute(database, "SELECT id, status, views FROM post") == [(1, "published", 5)]
+    assert same_triggers(read_catalog(database), after_r1)
+    assert trigger_states(database) == states
+    assert refused(lambda: execute(database, "UPDATE post SET status = 'draft'"))
+    check = project.check()  # models.py lacks "extra": that is the only difference
+    assert "remove_column" in check.stderr and "_pgtrigger'" not in check.stderr
+    project.downgrade("r1")
+    assert same_triggers(read_catalog(database), after_r1)
+    assert trigger_states(database) == states
+
+    # Offline (copy_from): the saved definitions travel in the SQL script's session.
+    offline_up, offline_down = offline_round_trip(project, database, tmp_path, "r1", "b2")
+    assert same_triggers(offline_up, after_r1) and same_triggers(offline_down, after_r1)
+    assert trigger_states(database) == states
+
+    # A trigger that reads a dropped column cannot come back: the migration fails, naming
+    # the table and the trigger, and leaves everything as it was.
+    project.upgrade("b2")
+    project.write_revision("b3", BATCH_DROPS_STATUS)
+    with pytest.raises(AssertionError) as failed:
+        project.upgrade("b3")
+    message = str(failed.value)
+    assert "batch_alter_table re-created table post" in message
+    assert "pgtrigger_lock_published_" in message
+    assert "column old.status does not exist" in message
+    assert same_triggers(read_catalog(database), after_r1)
+    assert execute(database, "SELECT version_num FROM alembic_version") == [("b2",)]
