@@ -22,6 +22,7 @@ from sqlalchemy import MetaData, Table
 
 from alembic_ext.columns import Key, Lift, changed_columns, lift_triggers
 from alembic_ext.ops import CreatePgTriggerOp, DropPgTriggerOp, ReplacePgTriggerOp
+from alembic_ext.plugin import plugin_system_works
 from alembic_ext.snapshot import Snapshot
 from pgtrigger import engine
 from pgtrigger.dependents import column_dependents
@@ -64,16 +65,21 @@ def _object_filter(
     return bool(run(obj, name, OBJECT_TYPE, reflected, compare_to))
 
 
-def _warn_if_alembic_comparisons_off(autogen_context: AutogenContext) -> None:
-    """``autogenerate_plugins=["pgtrigger"]`` alone turns Alembic's own comparisons off."""
+def warn_if_alembic_comparisons_off(autogen_context: AutogenContext) -> None:
+    """``autogenerate_plugins=["pgtrigger"]`` alone turns Alembic's own comparisons off, and
+    with them the per-schema pass that compares triggers (Alembic 1.20+; older releases
+    ignore the option)."""
     context = autogen_context.migration_context
     plugins = context.opts.get("autogenerate_plugins") if context is not None else None
-    if plugins is not None and not any(
-        str(name).startswith("alembic.autogenerate") for name in plugins
+    if (
+        plugins is not None
+        and plugin_system_works()
+        and not any(str(name).startswith("alembic.autogenerate") for name in plugins)
     ):
         LOGGER.warning(
-            "autogenerate_plugins=%r leaves out Alembic's own comparisons (tables, columns,"
-            ' indexes...): keep "alembic.autogenerate.*" in the list',
+            "autogenerate_plugins=%r leaves out Alembic's own comparisons (schemas, tables,"
+            " columns...), which triggers are compared through: nothing is compared."
+            ' Keep "alembic.autogenerate.*" in the list',
             list(plugins),
         )
 
@@ -106,7 +112,6 @@ def compare_triggers(
     connection = autogen_context.connection
     if connection is None or connection.dialect.name != "postgresql":
         return
-    _warn_if_alembic_comparisons_off(autogen_context)
     # Set once connected (autogenerate always is); "public" only satisfies the type checker.
     default_schema: str = connection.dialect.default_schema_name or "public"
     wanted = {default_schema if s is None else s for s in schemas}

@@ -7,15 +7,7 @@ module there registers nothing (the plugin does), so comparators never run twice
 from __future__ import annotations
 
 from alembic_ext import batch, compare, ops, render  # noqa: F401  (ops and renderers register)
-
-
-def _plugin_system_works() -> bool:
-    """Alembic 1.20 is the first release that calls a plugin's ``setup()``."""
-    import alembic
-
-    major, minor = (int(part) for part in alembic.__version__.split(".")[:2])
-    return (major, minor) >= (1, 20)
-
+from alembic_ext.plugin import plugin_system_works
 
 _registered = False
 
@@ -23,7 +15,7 @@ _registered = False
 def _register() -> None:
     global _registered
     batch.install()
-    if _plugin_system_works() or _registered:
+    if plugin_system_works() or _registered:
         return  # the plugin registers the comparator; never twice
     from alembic.autogenerate import comparators
 

@@ -14,7 +14,8 @@ comments, function checksums) so "restored" means "restored byte for byte".
 3. ``test_table_created_and_dropped_with_triggers``: op order around create/drop_table.
 4. ``test_second_schema``: ``include_schemas`` with the same table in two schemas.
 5. ``test_include_object_and_foreign_triggers``: ``include_object`` for "pgtrigger"; a
-   hand-made trigger is never touched. 5b/5c: reported bugs (failing until fixed).
+   hand-made trigger is never touched. 5b/5c: reported bugs. 5d: the common recipe that
+   skips unknown tables, and the log lines autogenerate writes.
 6. ``test_hand_written_ops``: ``op.create_pgtrigger``/``replace_pgtrigger``/``drop_pgtrigger``
    written by hand with triggers compiled against a ``TableDescription``.
 """
@@ -30,6 +31,7 @@ import pytest
 
 import pgtrigger
 from tests.alembic.project import (
+    PLUGINS_WORK,
     AlembicProject,
     CatalogState,
     Op,
@@ -461,6 +463,61 @@ def test_include_object_excluding_one_trigger_by_name(
     project.write_models(FILTERED_MODELS + EXCLUDE_ONE)
     check = project.check()  # no revisions yet: the database is "at head"
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+# -- 5d. the common include_object recipe; what autogenerate logs ----------------------------
+
+# Skip tables found in the database but not in the metadata (Alembic's documented recipe).
+SKIP_UNKNOWN_TABLES = """
+
+def include_object(obj, name, type_, reflected, compare_to):
+    return not (type_ == "table" and reflected and compare_to is None)
+"""
+
+
+def test_include_object_recipe_and_logging(project: AlembicProject, database: Any) -> None:
+    """The recipe that skips tables the metadata does not know: installed triggers on known
+    tables compare clean (their table is filtered with the metadata's table as
+    ``compare_to``), changes to them are seen, and a table the metadata does not declare
+    keeps its triggers. Autogenerate logs what it found through Alembic's logger."""
+    kept = protected_table(
+        "Kept",
+        "kept",
+        extra_args='pgtrigger.Protect(name="no_update", operation=pgtrigger.Update),',
+    )
+    create_all(database, kept + protected_table("Elsewhere", "elsewhere"))
+    project.write_models(kept + SKIP_UNKNOWN_TABLES)
+    check = project.check()
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    # Drop one trigger, add another: one op each; "elsewhere" (not declared) is left alone.
+    changed = kept.replace("operation=pgtrigger.Update", "operation=pgtrigger.Insert").replace(
+        'name="no_update"', 'name="no_insert"'
+    )
+    project.write_models(changed + SKIP_UNKNOWN_TABLES)
+    result = project.alembic("revision", "--autogenerate", "-m", "swap", "--rev-id", "r1")
+    r1 = next(project.versions.glob("r1_*.py"))
+    assert sorted(script_ops(r1), key=lambda op: op.name) == [
+        Op("create_pgtrigger", "kept:no_insert"),
+        Op("drop_pgtrigger", "kept:no_update"),
+    ]
+    # The default alembic.ini logging shows it, as it shows Alembic's own findings.
+    assert "INFO  [alembic.autogenerate.pgtrigger] Detected added trigger 'kept:no_insert'" in (
+        result.stderr
+    )
+    assert "Detected removed trigger 'kept:no_update'" in result.stderr
+    project.upgrade()
+    state = read_catalog(database)
+    assert sorted((t.table, t.name.rsplit("_", 1)[0]) for t in state.pgtrigger_triggers) == [
+        ("elsewhere", "pgtrigger_no_delete"),
+        ("kept", "pgtrigger_no_delete"),
+        ("kept", "pgtrigger_no_insert"),
+    ]
+
+    if PLUGINS_WORK:  # Alembic 1.20+: the plugin list is read, and a bad one is called out
+        project.write_models(changed + 'AUTOGENERATE_PLUGINS = ["pgtrigger"]\n')
+        check = project.check()
+        assert 'Keep "alembic.autogenerate.*" in the list' in check.stderr
 
 
 # -- 5c. a deferrable trigger made plain (fails on PostgreSQL 14+: see the docstring) ----------
