@@ -3,6 +3,15 @@
 A trigger placed among a table's arguments is attached here (SQLAlchemy calls
 ``_set_parent_with_dispatch`` on every table argument). The triggers of a table are kept in
 a weak mapping, never in ``Table.info`` (Alembic would render that into migrations).
+
+Private SQLAlchemy API, used where no public API will do (the full test run checks both on
+the oldest SQLAlchemy promised, 2.0.0, and the newest):
+- ``_set_parent_with_dispatch``: the public way into ``Table(...)`` arguments is to subclass
+  ``SchemaItem``, and ``import pgtrigger`` must not import SQLAlchemy.
+- ``sqlalchemy.orm.mapper._mapper_registries`` and ``registry._managers`` in
+  ``_index_existing_mappers``: there is no public list of registries, and the public
+  ``registry.mappers`` raises ``UnmappedClassError`` while one of its classes is being
+  declared, which is exactly when a trigger in ``__table_args__`` first imports this module.
 """
 
 from __future__ import annotations
@@ -136,7 +145,11 @@ def _disposed(mapper: Mapper[Any]) -> bool:
 
 
 def _index_existing_mappers() -> None:
-    """Index the mappers built before this module was imported (later ones: the event)."""
+    """Index the mappers built before this module was imported (later ones: the event).
+
+    Private API (see the module docstring): every registry, and each one's class managers,
+    skipping the class being declared right now (its manager has no mapper yet).
+    """
     for registry in list(_mapper_registries):
         for manager in list(getattr(registry, "_managers", ())):
             if manager.is_mapped:
