@@ -460,7 +460,8 @@ def test_third_party_wrappers_in_threads(live_db: object) -> None:
     assert errors == []
 
 
-pghistory = pytest.importorskip("pghistory")
+def _pghistory() -> Any:
+    return pytest.importorskip("pghistory")
 
 
 def _history_contexts() -> list[dict[str, Any]]:
@@ -470,6 +471,7 @@ def _history_contexts() -> list[dict[str, Any]]:
 
 
 def test_pghistory_context_and_ignore(live_db: object) -> None:
+    pghistory = _pghistory()
     from tests.django.historyapp.models import Thing
 
     close_connections()
@@ -484,6 +486,7 @@ def test_pghistory_context_and_ignore(live_db: object) -> None:
 
 
 def test_pghistory_context_and_ignore_async(live_db: object) -> None:
+    pghistory = _pghistory()
     from tests.django.historyapp.models import Thing
 
     async def main() -> None:
