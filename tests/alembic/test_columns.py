@@ -88,13 +88,13 @@ def offline_round_trip(
 
 
 def counter_models(*, wide: bool) -> str:
-    """``post``: String(16) -> Text under a WHEN clause, Integer -> BigInteger under an
+    """``blog_post``: String(16) -> Text under a WHEN clause, Integer -> BigInteger under an
     UPDATE OF list (and a WHEN clause); ``no_delete`` reads no column."""
     views = "sa.BigInteger" if wide else "sa.Integer"
     status = "sa.Text" if wide else "sa.String(16)"
     return f"""
 class Post(Base):
-    __tablename__ = "post"
+    __tablename__ = "blog_post"
     id: Mapped[int] = mapped_column(primary_key=True)
     status: Mapped[str] = mapped_column({status})
     views: Mapped[int] = mapped_column({views}, default=0)
@@ -118,10 +118,10 @@ class Post(Base):
 
 
 def account_models(column: str) -> str:
-    """``account``: its one column renamed, the trigger's condition with it."""
+    """``client_account``: its one column renamed, the trigger's condition with it."""
     return f"""
 class Account(Base):
-    __tablename__ = "account"
+    __tablename__ = "client_account"
     id: Mapped[int] = mapped_column(primary_key=True)
     {column}: Mapped[str | None] = mapped_column(sa.String(20))
     __table_args__ = (
@@ -135,12 +135,12 @@ class Account(Base):
 
 
 def item_models(*, archived: bool) -> str:
-    """``item``: ``archived`` dropped while the trigger moves to ``status``."""
+    """``stock_item``: ``archived`` dropped while the trigger moves to ``status``."""
     column = "    archived: Mapped[bool | None] = mapped_column(sa.Boolean)\n" if archived else ""
     condition = "old__archived=True" if archived else 'old__status="frozen"'
     return f"""
 class Item(Base):
-    __tablename__ = "item"
+    __tablename__ = "stock_item"
     id: Mapped[int] = mapped_column(primary_key=True)
     status: Mapped[str | None] = mapped_column(sa.String(20))
 {column}    __table_args__ = (
@@ -215,13 +215,13 @@ def test_column_changes(project: AlembicProject, database: Any, tmp_path: Path) 
     project.write_models(AFTER)
     made = project.alembic("revision", "--autogenerate", "-m", "columns", "--rev-id", "r2")
     r2 = next(project.versions.glob("r2_*.py"))
-    assert "Detected column change under trigger 'post:lock_published'" in made.stderr
+    assert "Detected column change under trigger 'blog_post:lock_published'" in made.stderr
 
     # 1. The two triggers that read the retyped columns go around both ALTERs; no_delete,
     # which reads none, stays put. Downgrade: the same shape.
     for function in ("upgrade", "downgrade"):
-        post = ops_on(r2, "post", function)
-        assert [op.name for op in post] == [
+        blog_post = ops_on(r2, "blog_post", function)
+        assert [op.name for op in blog_post] == [
             "drop_pgtrigger",
             "drop_pgtrigger",
             "alter_column",
@@ -229,29 +229,29 @@ def test_column_changes(project: AlembicProject, database: Any, tmp_path: Path) 
             "create_pgtrigger",
             "create_pgtrigger",
         ]
-        assert {op.target for op in post if op.name != "alter_column"} == {
-            "post:lock_published",
-            "post:count_views",
+        assert {op.target for op in blog_post if op.name != "alter_column"} == {
+            "blog_post:lock_published",
+            "blog_post:count_views",
         }
     # 2. add "state" + drop "status": the trigger leaves before both and comes back (reading
     # "state") after both; the downgrade mirrors it.
     rename = [
-        Op("drop_pgtrigger", "account:lock_closed"),
-        Op("add_column", "account"),
-        Op("drop_column", "account"),
-        Op("create_pgtrigger", "account:lock_closed"),
+        Op("drop_pgtrigger", "client_account:lock_closed"),
+        Op("add_column", "client_account"),
+        Op("drop_column", "client_account"),
+        Op("create_pgtrigger", "client_account:lock_closed"),
     ]
-    assert ops_on(r2, "account") == rename == ops_on(r2, "account", "downgrade")
+    assert ops_on(r2, "client_account") == rename == ops_on(r2, "client_account", "downgrade")
     # 3. The old trigger goes right before drop_column, the new one right after.
-    assert ops_on(r2, "item") == [
-        Op("drop_pgtrigger", "item:freeze"),
-        Op("drop_column", "item"),
-        Op("create_pgtrigger", "item:freeze"),
+    assert ops_on(r2, "stock_item") == [
+        Op("drop_pgtrigger", "stock_item:freeze"),
+        Op("drop_column", "stock_item"),
+        Op("create_pgtrigger", "stock_item:freeze"),
     ]
-    assert ops_on(r2, "item", "downgrade") == [
-        Op("drop_pgtrigger", "item:freeze"),
-        Op("add_column", "item"),
-        Op("create_pgtrigger", "item:freeze"),
+    assert ops_on(r2, "stock_item", "downgrade") == [
+        Op("drop_pgtrigger", "stock_item:freeze"),
+        Op("add_column", "stock_item"),
+        Op("create_pgtrigger", "stock_item:freeze"),
     ]
 
     project.upgrade()
@@ -259,36 +259,36 @@ def test_column_changes(project: AlembicProject, database: Any, tmp_path: Path) 
     unchanged = "pgtrigger_lock_published"  # put back as it was
     assert upgraded.trigger(unchanged).comment == after_r1.trigger(unchanged).comment
     assert project.check().returncode == 0
-    execute(database, "INSERT INTO post (id, status, views) VALUES (1, 'draft', 0)")
-    execute(database, "UPDATE post SET views = 3000000000, status = 'published'")  # BigInteger
-    assert execute(database, "SELECT note FROM post") == [("popular",)]  # UPDATE OF views
-    assert refused(lambda: execute(database, "UPDATE post SET status = 'draft'"))
-    assert refused(lambda: execute(database, "DELETE FROM post"))
-    execute(database, "INSERT INTO account (id, state) VALUES (1, 'closed')")
-    assert refused(lambda: execute(database, "UPDATE account SET state = 'open'"))
-    execute(database, "INSERT INTO item VALUES (1, 'frozen')")
-    assert refused(lambda: execute(database, "UPDATE item SET status = 'thawed'"))
-    execute(database, "TRUNCATE post, account, item")
+    execute(database, "INSERT INTO blog_post (id, status, views) VALUES (1, 'draft', 0)")
+    execute(database, "UPDATE blog_post SET views = 3000000000, status = 'published'")  # BigInteger
+    assert execute(database, "SELECT note FROM blog_post") == [("popular",)]  # UPDATE OF views
+    assert refused(lambda: execute(database, "UPDATE blog_post SET status = 'draft'"))
+    assert refused(lambda: execute(database, "DELETE FROM blog_post"))
+    execute(database, "INSERT INTO client_account (id, state) VALUES (1, 'closed')")
+    assert refused(lambda: execute(database, "UPDATE client_account SET state = 'open'"))
+    execute(database, "INSERT INTO stock_item VALUES (1, 'frozen')")
+    assert refused(lambda: execute(database, "UPDATE stock_item SET status = 'thawed'"))
+    execute(database, "TRUNCATE blog_post, client_account, stock_item")
 
     project.downgrade("base")
     assert same_triggers(read_catalog(database), after_r1)  # byte for byte
 
     # 2b. Hand-edited into a real rename (the data stays): upgrade and downgrade both run.
-    hand_edit_rename(r2, "account", "status", "state")
+    hand_edit_rename(r2, "client_account", "status", "state")
     for function in ("upgrade", "downgrade"):
-        assert [op.name for op in ops_on(r2, "account", function)] == [
+        assert [op.name for op in ops_on(r2, "client_account", function)] == [
             "drop_pgtrigger",
             "alter_column",
             "create_pgtrigger",
         ]
-    execute(database, "INSERT INTO account (id, status) VALUES (1, 'closed')")
+    execute(database, "INSERT INTO client_account (id, status) VALUES (1, 'closed')")
     project.upgrade()
-    assert execute(database, "SELECT state FROM account") == [("closed",)]
-    assert refused(lambda: execute(database, "UPDATE account SET state = 'open'"))
+    assert execute(database, "SELECT state FROM client_account") == [("closed",)]
+    assert refused(lambda: execute(database, "UPDATE client_account SET state = 'open'"))
     assert project.check().returncode == 0
     project.downgrade("base")
-    assert execute(database, "SELECT status FROM account") == [("closed",)]
-    assert refused(lambda: execute(database, "UPDATE account SET status = 'open'"))
+    assert execute(database, "SELECT status FROM client_account") == [("closed",)]
+    assert refused(lambda: execute(database, "UPDATE client_account SET status = 'open'"))
     assert same_triggers(read_catalog(database), after_r1)
 
     # Offline: the same revision as SQL, applied with psql, goes up and back down.
@@ -296,7 +296,7 @@ def test_column_changes(project: AlembicProject, database: Any, tmp_path: Path) 
     assert hashes(offline_up) == hashes(upgraded)
     assert "old.state" in offline_up.trigger("pgtrigger_lock_closed").definition
     assert "frozen" in offline_up.trigger("pgtrigger_freeze").definition
-    assert execute(database, "SELECT status FROM account") == [("closed",)]
+    assert execute(database, "SELECT status FROM client_account") == [("closed",)]
     assert same_triggers(offline_down, after_r1)
 
 
@@ -311,11 +311,11 @@ def test_render_as_batch(project: AlembicProject, database: Any) -> None:
     project.write_models(batch + only_post)
     r2 = project.revision("r2", "widen")
     expected = [
-        Op("drop_pgtrigger", "post:count_views"),
-        Op("drop_pgtrigger", "post:lock_published"),
-        Op("batch_alter_table", "post"),
-        Op("create_pgtrigger", "post:count_views"),
-        Op("create_pgtrigger", "post:lock_published"),
+        Op("drop_pgtrigger", "blog_post:count_views"),
+        Op("drop_pgtrigger", "blog_post:lock_published"),
+        Op("batch_alter_table", "blog_post"),
+        Op("create_pgtrigger", "blog_post:count_views"),
+        Op("create_pgtrigger", "blog_post:lock_published"),
     ]
     assert script_ops(r2) == expected
     assert op_names(r2, "downgrade") == [op.name for op in expected]
@@ -338,12 +338,12 @@ branch_labels = None
 depends_on = None
 
 
-def post(*extra):
+def blog_post(*extra):
     # --sql cannot reflect: a re-creating batch then needs the table (copy_from).
     if not context.is_offline_mode():
         return None
     return sa.Table(
-        "post",
+        "blog_post",
         sa.MetaData(),
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("status", sa.String(16), nullable=False),
@@ -354,13 +354,13 @@ def post(*extra):
 
 
 def upgrade():
-    with op.batch_alter_table("post", recreate="always", copy_from=post()) as batch_op:
+    with op.batch_alter_table("blog_post", recreate="always", copy_from=blog_post()) as batch_op:
         batch_op.add_column(sa.Column("extra", sa.Text))
 
 
 def downgrade():
     extra = sa.Column("extra", sa.Text)
-    with op.batch_alter_table("post", recreate="always", copy_from=post(extra)) as batch_op:
+    with op.batch_alter_table("blog_post", recreate="always", copy_from=blog_post(extra)) as batch_op:
         batch_op.drop_column("extra")
 """
 
@@ -374,7 +374,7 @@ depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table("post", recreate="always") as batch_op:
+    with op.batch_alter_table("blog_post", recreate="always") as batch_op:
         batch_op.drop_column("status")
 
 
@@ -386,7 +386,7 @@ def downgrade():
 def trigger_states(database: Any) -> list[tuple[str, str]]:
     return execute(
         database,
-        "SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'post'::regclass ORDER BY 1",
+        "SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'blog_post'::regclass ORDER BY 1",
     )
 
 
@@ -394,23 +394,23 @@ def test_batch_recreate_keeps_triggers(
     project: AlembicProject, database: Any, tmp_path: Path
 ) -> None:
     start(project, database, BEFORE)
-    execute(database, "INSERT INTO post (id, status, views) VALUES (1, 'published', 5)")
+    execute(database, "INSERT INTO blog_post (id, status, views) VALUES (1, 'published', 5)")
     no_delete = read_catalog(database).trigger("pgtrigger_no_delete").name
-    execute(database, f'ALTER TABLE post DISABLE TRIGGER "{no_delete}"')
+    execute(database, f'ALTER TABLE blog_post DISABLE TRIGGER "{no_delete}"')
     after_r1 = read_catalog(database)
     states = trigger_states(database)
     assert ("pgtrigger_no_delete", "D") in [(n[:19], s) for n, s in states]
-    old_oid = execute(database, "SELECT 'post'::regclass::oid")
+    old_oid = execute(database, "SELECT 'blog_post'::regclass::oid")
 
     # The table is re-created (a new oid), rows copied, the triggers back as they were:
     # same definitions, hash comments, functions, and the disabled one still disabled.
     project.write_revision("b2", BATCH_REVISION)
     project.upgrade()
-    assert execute(database, "SELECT 'post'::regclass::oid") != old_oid
-    assert execute(database, "SELECT id, status, views FROM post") == [(1, "published", 5)]
+    assert execute(database, "SELECT 'blog_post'::regclass::oid") != old_oid
+    assert execute(database, "SELECT id, status, views FROM blog_post") == [(1, "published", 5)]
     assert same_triggers(read_catalog(database), after_r1)
     assert trigger_states(database) == states
-    assert refused(lambda: execute(database, "UPDATE post SET status = 'draft'"))
+    assert refused(lambda: execute(database, "UPDATE blog_post SET status = 'draft'"))
     project.downgrade("base")
     assert same_triggers(read_catalog(database), after_r1)
     assert trigger_states(database) == states
@@ -427,7 +427,7 @@ def test_batch_recreate_keeps_triggers(
     with pytest.raises(AssertionError) as failed:
         project.upgrade("b3")
     message = str(failed.value)
-    assert "batch_alter_table re-created table post" in message
+    assert "batch_alter_table re-created table blog_post" in message
     assert "pgtrigger_lock_published_" in message
     assert "column old.status does not exist" in message
     assert same_triggers(read_catalog(database), after_r1)
