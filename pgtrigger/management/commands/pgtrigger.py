@@ -11,10 +11,12 @@ import os
 import sys
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from pgtrigger import engine, installation
 from pgtrigger.django import installation as django_installation
+from pgtrigger.errors import UnknownSchemaError
+from pgtrigger.scope import require_schemas
 
 STATUS_COLOURS = {
     engine.UNINSTALLED: "91",
@@ -57,11 +59,18 @@ class Command(BaseCommand):
             sub.set_defaults(method=getattr(self, f"cmd_{name}"))
 
     def handle(self, *args: Any, method: Any, **options: Any) -> None:
-        method(
-            uris=options.get("uris") or [],
-            database=options["database"],
-            schemas=options["schema"] or None,
-        )
+        database, schemas = options["database"], options["schema"] or None
+        if schemas:  # a schema that does not exist is an error, never a silent no-op
+            from django.db import connections
+
+            for alias in django_installation.postgres_databases([database] if database else None):
+                try:
+                    require_schemas(
+                        django_installation.ConnectionExecutor(connections[alias]), schemas
+                    )
+                except UnknownSchemaError as exc:
+                    raise CommandError(f"{exc} (database alias {alias!r})") from exc
+        method(uris=options.get("uris") or [], database=database, schemas=schemas)
 
     def _paint(self, text: str, colour: str) -> str:
         if os.environ.get("NO_COLOR") or not getattr(sys.stdout, "isatty", lambda: False)():
