@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 sys.path.insert(0, str(Path(__file__).parent))
-import pageblocks  # noqa: E402
+import pageblocks
 
 sys.path.pop(0)
 sys.path.insert(0, os.getcwd())  # as ``python script.py`` in the page's directory would
@@ -125,7 +125,9 @@ def main(page: str, root: str) -> None:
             # Blank lines in front: tracebacks give the page's own line numbers.
             source = "\n" * (block.line - 1) + text
             if kind == "fragment":
-                compile(source, block.page, "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+                compile(
+                    source, block.page, "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+                )
                 continue
             with contextlib.redirect_stdout(printed):
                 exec(compile(source, block.page, "exec"), namespace)

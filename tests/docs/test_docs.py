@@ -24,12 +24,15 @@ def _ids(pages: list[Path]) -> list[str]:
     return [str(p.relative_to(ROOT)) for p in pages]
 
 
-def run_page(page: Path, workdir: Path, url: str | None = None) -> None:
+def run_page(
+    page: Path, workdir: Path, url: str | None = None, python: str | Path = sys.executable
+) -> None:
+    """Run the page's blocks with ``python`` (default: this interpreter) in ``workdir``."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PYTHONPATH")}
     if url:
         env["PGTRIGGER_DOCS_URL"] = url
     proc = subprocess.run(
-        [sys.executable, str(RUNNER), str(page.relative_to(ROOT)), str(ROOT)],
+        [str(python), str(RUNNER), str(page.relative_to(ROOT)), str(ROOT)],
         cwd=workdir,
         env=env,
         capture_output=True,
@@ -81,7 +84,7 @@ def test_output_matching(actual: str, expected: str, ok: bool) -> None:
 def test_directives_must_precede_a_block(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
     page.write_text("<!-- test: skip -->\ntext\n```python\n1/0\n```\n")
-    with pytest.raises(pageblocks.DirectiveError, match="page.md:1: directive not followed"):
+    with pytest.raises(pageblocks.DirectiveError, match=r"page\.md:1: directive not followed"):
         pageblocks.blocks(page, tmp_path)
     page.write_text("<!-- test: frobnicate -->\n```python\n```\n")
     with pytest.raises(pageblocks.DirectiveError, match="unknown test directive 'frobnicate'"):
