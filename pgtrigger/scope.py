@@ -26,25 +26,34 @@ def shown(*parts: str | None) -> str:
     return ".".join('"' + part.replace('"', '""') + '"' for part in parts if part)
 
 
-def require_schemas(executor: engine.Executor, schemas: Sequence[str] | None) -> None:
-    """Raise :class:`UnknownSchemaError` naming each schema asked for that does not exist
-    (one query; none without schemas)."""
+def require_schemas(
+    executors: engine.Executor | Sequence[engine.Executor], schemas: Sequence[str] | None
+) -> None:
+    """Raise :class:`UnknownSchemaError` naming each schema asked for that none of the
+    databases has (one query per database; none without schemas). A tenant schema may live in
+    one database of several: it must exist somewhere, not everywhere."""
     if not schemas:
         return
-    (database, existing_json), *_ = executor.fetch(_SCHEMAS_SQL)
-    existing = list(json.loads(existing_json))
+    several_databases = isinstance(executors, Sequence)
+    found: list[tuple[str, list[str]]] = []
+    for executor in executors if isinstance(executors, Sequence) else [executors]:
+        (database, existing_json), *_ = executor.fetch(_SCHEMAS_SQL)
+        found.append((database, list(json.loads(existing_json))))
+    existing = [name for _, names in found for name in names]
     missing = [schema for schema in dict.fromkeys(schemas) if schema not in existing]
     if not missing:
         return
     several = len(missing) > 1
+    databases = ", ".join(shown(database) for database, _ in found)
     message = (
         f"schema{'s' if several else ''} {', '.join(shown(s) for s in missing)}"
-        f" {'do' if several else 'does'} not exist in database {shown(database)}"
+        f" {'do' if several else 'does'} not exist in database"
+        f"{'s' if several_databases and len(found) > 1 else ''} {databases}"
     )
     hints = [
         (schema, close[0])
         for schema in missing
-        if (close := difflib.get_close_matches(schema, existing, n=1))
+        if (close := difflib.get_close_matches(schema, sorted(set(existing)), n=1))
     ]
     if hints and not several:
         message += f"; did you mean {shown(hints[0][1])}?"

@@ -256,11 +256,11 @@ def run(ctx: Context) -> int:
         schemas = ctx.schemas
         scopes = project.scopes
         found: list[engine.Status] = []
+        # A schema filter naming no schema of the database(s) is an error, never silence.
+        project.require_schemas(schemas)
         with output.Progress(len(scopes), command, ctx.stderr) as progress:
             for where in scopes:
                 progress.step(where or "")
-                # A schema filter naming no schema of the database is an error, never silence.
-                project.require_schemas(schemas, where)
                 if command in ("ls", "check"):
                     found += project.ls(uris, schemas, where)
                     continue

@@ -40,7 +40,7 @@ class SqlaProject:
     def targets(self, uris: Sequence[str], scope: str | None = None) -> list[engine.Target]:
         return list(self.sqla.targets(*uris, metadata=self.metadata))
 
-    def require_schemas(self, schemas: Sequence[str] | None, scope: str | None) -> None:
+    def require_schemas(self, schemas: Sequence[str] | None) -> None:
         if not schemas:
             return
         from pgtrigger.sqla.executor import ConnectionExecutor
@@ -101,10 +101,11 @@ class DjangoProject:
     def targets(self, uris: Sequence[str], scope: str | None = None) -> list[engine.Target]:
         return list(self.installation.targets(*uris, database=scope))
 
-    def require_schemas(self, schemas: Sequence[str] | None, scope: str | None) -> None:
-        from django.db import DEFAULT_DB_ALIAS, connections
+    def require_schemas(self, schemas: Sequence[str] | None) -> None:
+        from django.db import connections
 
-        require_schemas(engine.DbapiExecutor(connections[scope or DEFAULT_DB_ALIAS]), schemas)
+        executors = [engine.DbapiExecutor(connections[alias]) for alias in self.scopes if alias]
+        require_schemas(executors, schemas)
 
     def ls(self, uris: Sequence[str], schemas: Any, scope: str | None) -> list[engine.Status]:
         return list(self.installation.ls(*uris, database=scope, schemas=schemas))

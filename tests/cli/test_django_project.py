@@ -4,6 +4,7 @@ as with ``django-admin``), and ``manage.py pgtrigger`` refusing a schema that do
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -93,9 +94,6 @@ def test_console_script_from_the_project_root(django_root: Path, database: Datab
         assert refused.stderr.strip().endswith(
             f'CommandError: schema "nope" does not exist in database "{database.name}"'
         ), refused
-    assert command(django_root, *manage, "pgtrigger", "ls", "-s", "public").stdout.split() == [
-        "INSTALLED",
-        "ENABLED",
-        "shop.Post:lock_published",
-        "(public)",
-    ]
+    listed = command(django_root, *manage, "pgtrigger", "ls", "-s", "public")
+    assert listed.code == 0, listed
+    assert re.search(r"INSTALLED\S* +\S*ENABLED\S* +shop\.Post:lock_published", listed.stdout)

@@ -38,9 +38,13 @@ def localize(text: str, url: str | None) -> str:
     return pageblocks.LOCAL_URL.sub(lambda m: f"postgresql{m['driver'] or ''}://{rest}", text)
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def matches(actual: str, expected: str) -> bool:
-    """Line by line, trailing blanks ignored; an expected line ``...`` matches any lines."""
-    got = "\n".join(line.rstrip() for line in actual.strip("\n").splitlines())
+    """Line by line, colours and trailing blanks ignored (what a reader sees on a terminal);
+    an expected line ``...`` matches any lines."""
+    got = "\n".join(line.rstrip() for line in ANSI.sub("", actual).strip("\n").splitlines())
     parts = []
     for line in expected.strip("\n").splitlines():
         parts.append(r"(?:.*\n?)*?" if line.strip() == "..." else re.escape(line.rstrip()) + r"\n?")

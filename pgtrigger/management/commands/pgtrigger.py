@@ -52,8 +52,10 @@ def _require_schemas(options: dict[str, Any]) -> None:
     from django.db import connections
 
     database = options.get("database")
-    for alias in django_installation.postgres_databases([database] if database else None):
-        require_schemas(django_installation.ConnectionExecutor(connections[alias]), schemas)
+    aliases = django_installation.postgres_databases([database] if database else None)
+    require_schemas(
+        [django_installation.ConnectionExecutor(connections[alias]) for alias in aliases], schemas
+    )
 
 
 def _setup_logging() -> None:
@@ -85,7 +87,9 @@ class Command(BaseCommand):
             if name == "sql":
                 sub.add_argument("--uninstall", action="store_true", help="Print uninstall SQL")
                 sub.add_argument("--template", choices=("v1", "v2"), help="Install template")
-            sub.set_defaults(method=getattr(self, name))
+            # ``check`` would override BaseCommand.check (Django's system checks, which run
+            # before every subcommand): the subcommand's method is named check_triggers.
+            sub.set_defaults(method=getattr(self, "check_triggers" if name == "check" else name))
 
     def handle(self, *args: Any, method: Any, **options: Any) -> None:
         try:
@@ -138,7 +142,7 @@ class Command(BaseCommand):
             text = compiled.uninstall_sql if options.get("uninstall") else compiled.install_sql
             self.stdout.write(f"-- {uri}\n{text.strip()}")
 
-    def check(self, *args: Any, **options: Any) -> None:
+    def check_triggers(self, *args: Any, **options: Any) -> None:
         rows = django_installation.ls(
             *options.get("uris", ()), database=options.get("database"), schemas=_schemas(options)
         )
