@@ -37,7 +37,9 @@ def setup(plugin: Any) -> None:
     from alembic.util import DispatchPriority
 
     from alembic_ext import batch
+    from pgtrigger.distribution import check_installation
 
+    check_installation()  # django-pgtrigger's files over ours would break every migration
     batch.install()
 
     plugin.add_autogenerate_comparator(
