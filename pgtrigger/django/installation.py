@@ -90,15 +90,19 @@ def targets(*uris: str, database: str | None = None) -> list[engine.Target]:
 def declared(*uris: str, database: str | None = None) -> list[engine.Target]:
     """What ``ls`` compares with the catalog, read as django-pgtrigger read it: the table from
     ``db_table``, the pgid from ``get_pgid`` and only the hash from ``compile``."""
-    result = []
-    for uri, model, trigger in django_triggers(*uris):
-        schema, table = _split_table(model._meta.db_table)
-        allowed = trigger.allow_migrate(model, database=database)
-        identity = engine.Declared(
-            schema, table, trigger.get_pgid(model), trigger.compile(model).hash if allowed else ""
-        )
-        result.append(engine.Target(uri, identity, allowed=allowed))
-    return result
+    return [
+        _declared_target(uri, model, trigger, database)
+        for uri, model, trigger in django_triggers(*uris)
+    ]
+
+
+def _declared_target(uri: str, model: Any, trigger: Any, database: str | None) -> engine.Target:
+    schema, table = _split_table(model._meta.db_table)
+    allowed = trigger.allow_migrate(model, database=database)
+    identity = engine.Declared(
+        schema, table, trigger.get_pgid(model), trigger.compile(model).hash if allowed else ""
+    )
+    return engine.Target(uri, identity, allowed=allowed)
 
 
 def _run(database: str | None, work: Any, read_only: bool = False) -> Any:
@@ -284,13 +288,9 @@ class Backend:
         self, trigger: Any, model: Any, database: str | None = None
     ) -> tuple[str, bool | None]:
         model = _model_class(model)
-        if not trigger.allow_migrate(model, database=database):
+        target = _declared_target(trigger.get_uri(model), model, trigger, database)
+        if not target.allowed:
             return engine.UNALLOWED, None
-        schema, table = _split_table(model._meta.db_table)
-        target = engine.Target(
-            trigger.get_uri(model),
-            engine.Declared(schema, table, trigger.get_pgid(model), trigger.compile(model).hash),
-        )
         row = _run(database, lambda ex: engine.ls(ex, [target], None, False), read_only=True)[0]
         return row.status, row.enabled
 
