@@ -63,6 +63,10 @@ class TableDescription:
     q_compiler: Callable[[Q, TableDescription], str] | None = None
     #: Is this a view (INSTEAD OF triggers) or a partitioned table?
     kind: str = "table"
+    #: Hex digits of the URI hash in the pgid: 12 for every table, 5 for Django models (the
+    #: names django-pgtrigger gave installed triggers). A table described by hand gets the
+    #: pgid its model or ``Table`` gets, so describing it another way renames nothing.
+    pgid_digits: int = 12
 
     def __post_init__(self) -> None:
         if self.template not in TEMPLATES:
@@ -204,10 +208,11 @@ Labeler = Callable[[Any], "str | None"]
 _describers: list[Describer] = []
 _labelers: list[Labeler] = []
 
-#: Hex digits of the URI hash in a pgid. django-pgtrigger's 5 stay for Django models and plain
-#: descriptions (installed triggers keep their names); integrations without that history ask
-#: for more, so one trigger name on hundreds of tables (a mixin) does not collide.
+#: Hex digits of the URI hash in a pgid. django-pgtrigger's 5 stay for Django models (installed
+#: triggers keep their names); every other table gets ``PGID_DIGITS``, so one trigger name on
+#: hundreds of tables (a mixin) does not collide.
 DJANGO_PGID_DIGITS = 5
+PGID_DIGITS = 12
 _pgid_digits: list[Callable[[Any], int | None]] = []
 
 
@@ -218,6 +223,10 @@ def register_pgid_digits(digits_of: Callable[[Any], int | None]) -> None:
 
 
 def pgid_digits(target: Any) -> int:
+    """How many hex digits ``target``'s pgids carry: the description's own, an integration's
+    answer for its objects, else django-pgtrigger's 5 (Django models)."""
+    if isinstance(target, TableDescription):
+        return target.pgid_digits
     for digits_of in _pgid_digits:
         found = digits_of(target)
         if found is not None:

@@ -70,6 +70,15 @@ def django_triggers(*uris: str) -> list[tuple[str, Any, Any]]:
     ]
 
 
+def project_tables() -> list[engine.TableName]:
+    """Every model's table: the tables the project declares, the only ones prune touches."""
+    from django.apps import apps
+
+    from pgtrigger.compiler import _split_table
+
+    return [_split_table(m._meta.db_table) for m in apps.get_models(include_auto_created=True)]
+
+
 def targets(*uris: str, database: str | None = None) -> list[engine.Target]:
     return [
         engine.Target(uri, trigger.compile(model), allowed=allow_migrate(model, database))
@@ -91,7 +100,9 @@ def ls(
     declared = targets(*uris, database=database)
     rows: list[engine.Status] = _run(
         database,
-        lambda ex: engine.ls(ex, declared, schemas, not uris, registry.all_pgids()),
+        lambda ex: engine.ls(
+            ex, declared, schemas, not uris, registry.all_pgids(), project_tables()
+        ),
         read_only=True,
     )
     return rows
@@ -139,6 +150,7 @@ class Backend:
                 force=force,
                 lock_timeout=lock_timeout,
                 declared_pgids=registry.all_pgids(),
+                declared_tables=project_tables(),
             ),
         )
         changed = [r for r in found if r.target and r.status in ("UNINSTALLED", "OUTDATED")]
@@ -166,6 +178,7 @@ class Backend:
                 prune=prune,
                 lock_timeout=lock_timeout,
                 declared_pgids=registry.all_pgids(),
+                declared_tables=project_tables(),
             ),
         )
         _log("Uninstalling", [r for r in found if r.installed], database)
@@ -224,7 +237,11 @@ class Backend:
         found: list[engine.Status] = _run(
             database,
             lambda ex: engine.prune(
-                ex, declared, schemas=schemas, declared_pgids=registry.all_pgids()
+                ex,
+                declared,
+                schemas=schemas,
+                declared_pgids=registry.all_pgids(),
+                declared_tables=project_tables(),
             ),
         )
         _log("Pruning", found, database)
