@@ -426,7 +426,10 @@ def toggle_steps(found: Sequence[Status], enable: bool) -> list[Step]:
             f"ALTER TABLE {row.installed.quoted_table} {verb} TRIGGER {sqltext.ident(row.pgid)};",
         )
         for row in found
-        if row.installed is not None and row.target is not None and row.status != UNALLOWED
+        if row.installed is not None
+        and row.target is not None
+        and row.status != UNALLOWED
+        and row.installed.enabled != enable  # already so: nothing to send
     ]
 
 
