@@ -7,7 +7,8 @@
   again inside it and the SQL run and committed: all or nothing;
 - a Connection or AsyncConnection: inside its transaction if one is open (a savepoint keeps a
   failure from ending it), else in a transaction of its own, committed on success;
-- a Session or AsyncSession: on the session's connection (for ``metadata=``, the one its
+- a Session or AsyncSession (or a scoped one, like Flask-SQLAlchemy's ``db.session``): on
+  the session's connection (for ``metadata=``, the one its
   tables are bound to), inside the session's transaction: the caller commits.
 
 Async binds return awaitables. ``metadata=`` (a MetaData or a list of tables) limits a call to
@@ -29,7 +30,7 @@ from typing import Any
 
 from sqlalchemy import MetaData, Table
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from pgtrigger import engine, registry
 from pgtrigger.sqla import declare
@@ -43,7 +44,10 @@ Tables = MetaData | Iterable[Table] | None
 #: ``work(executor, connection)``: one management call on one connection.
 Work = Callable[[ConnectionExecutor, Connection], list[engine.Status]]
 
-BIND_TYPES = "an Engine, Connection, Session, AsyncEngine, AsyncConnection or AsyncSession"
+BIND_TYPES = (
+    "an Engine, Connection, Session, AsyncEngine, AsyncConnection or AsyncSession"
+    " (or a scoped_session / async_scoped_session)"
+)
 
 
 def _schemas(schema: Schemas) -> list[str] | None:
@@ -134,6 +138,8 @@ def _dispatch(bind: Any, work: Work, *, read_only: bool, tables: list[Table] | N
         return _on_engine(bind, work, read_only)
     if isinstance(bind, Connection):
         return _on_connection(bind, work, read_only)
+    if isinstance(bind, scoped_session):  # Flask-SQLAlchemy's db.session
+        bind = bind()
     if isinstance(bind, Session):
         connection = bind.connection(bind_arguments=_bind_arguments(tables))
         return work(ConnectionExecutor(connection), connection)
@@ -173,8 +179,15 @@ def _is_async(bind: Any) -> bool:
 async def _adispatch(
     bind: Any, work: Work, *, read_only: bool, tables: list[Table] | None
 ) -> list[engine.Status]:
-    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+    from sqlalchemy.ext.asyncio import (
+        AsyncConnection,
+        AsyncEngine,
+        AsyncSession,
+        async_scoped_session,
+    )
 
+    if isinstance(bind, async_scoped_session):
+        bind = bind()
     if isinstance(bind, AsyncEngine):
         autocommit = bind.execution_options(isolation_level="AUTOCOMMIT")
         async with autocommit.connect() as connection:
