@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pgtrigger import sqltext
-from pgtrigger.errors import CompileError
+from pgtrigger.errors import CompileError, DefinitionError
 
 if TYPE_CHECKING:
     from pgtrigger.conditions import Q
@@ -110,8 +110,13 @@ class TableDescription:
     def field_names(self) -> list[str]:
         return [f.name for f in self.fields if not f.many_to_many]
 
-    def field(self, name: str, what: str = "field") -> FieldDescription:
-        """Find a field by attribute name, else by column name; explain what exists if absent."""
+    def field(self, name: str | FieldRef, what: str = "field") -> FieldDescription:
+        """Find a field by attribute name, else by column name; explain what exists if absent.
+
+        ``name`` may be a :class:`FieldRef` (an integration's attribute or column object).
+        """
+        if isinstance(name, FieldRef):
+            name = name.name_for(self, what)
         for fld in self.fields:
             if fld.name == name:
                 return self._usable(fld, what)
@@ -201,6 +206,73 @@ class _DefaultMeta:
     @property
     def pk_columns(self) -> tuple[str, ...]:
         return self.table.primary_key
+
+
+class FieldRef:
+    """A field given as an integration's object (a SQLAlchemy mapped attribute, column or
+    ``mapped_column()``) instead of its name; named when compiled for a table (in a class
+    body the attribute has no name yet)."""
+
+    __slots__ = ("_name_of", "target")
+
+    def __init__(
+        self, target: Any, name_of: Callable[[Any, TableDescription | None, str], str]
+    ) -> None:
+        self.target = target
+        self._name_of = name_of
+
+    def name_for(self, table: TableDescription | None, what: str = "field") -> str:
+        """The field (or column) name in ``table``; raises CompileError when it is not one."""
+        return self._name_of(self.target, table, what)
+
+    def __str__(self) -> str:
+        try:
+            return self.name_for(None)
+        except CompileError:
+            return repr(self.target)
+
+    def __repr__(self) -> str:
+        return f"pgtrigger.FieldRef({self.target!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FieldRef) and other.target is self.target
+
+    def __hash__(self) -> int:
+        return hash(("FieldRef", id(self.target)))
+
+
+_field_coercers: list[Callable[[Any], FieldRef | None]] = []
+
+
+def register_field_coercer(coerce: Callable[[Any], FieldRef | None]) -> None:
+    """Let an integration accept its own objects where a field name is expected."""
+    if coerce not in _field_coercers:
+        _field_coercers.append(coerce)
+
+
+def field_arg(value: Any, what: str) -> str | FieldRef:
+    """A field argument checked at definition time: a non-empty name, or an object an
+    integration names (``UpdateOf(Post.status)``, ``SoftDelete(field=Post.is_active)``)."""
+    if isinstance(value, str):
+        if value:
+            return value
+    elif isinstance(value, FieldRef):
+        return value
+    else:
+        if not _field_coercers and type(value).__module__.startswith("sqlalchemy."):
+            import pgtrigger.sqla  # noqa: F401  (registers its coercer; imported on first use)
+        for coerce in _field_coercers:
+            found = coerce(value)
+            if found is not None:
+                return found
+    raise DefinitionError(
+        f"{what} takes field names (or SQLAlchemy mapped attributes and columns), got {value!r}"
+    )
+
+
+def field_label(value: str | FieldRef) -> str:
+    """A field argument as text for messages and for SQL written before a table is known."""
+    return value if isinstance(value, str) else str(value)
 
 
 Describer = Callable[[Any], "TableDescription | None"]
