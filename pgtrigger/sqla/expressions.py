@@ -191,7 +191,8 @@ def _check_value(bind: BindParameter[Any], label: str) -> None:
             f"{label}: condition parameter {bind.key!r} has no value of its own (a trigger"
             " condition is fixed when it is installed); write the value itself"
         )
-    values = list(bind.value) if bind.expanding else [bind.value]
+    value: Any = bind.value
+    values = list(value) if bind.expanding else [value]
     for value in values:
         try:
             sqltext.literal(value)
