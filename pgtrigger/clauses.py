@@ -152,7 +152,7 @@ class UpdateOf(Operation):
         from pgtrigger.table import field_arg
 
         if not columns:
-            raise DefinitionError("UpdateOf() needs at least one field")
+            raise DefinitionError("Must provide at least one column to UpdateOf()")
         self.columns = tuple(field_arg(column, "UpdateOf()") for column in columns)
         self.name = "UPDATE"
 
@@ -230,4 +230,4 @@ def coerce_clause(value: Any, kind: type[_Primitive], attribute: str, trigger: s
             return kind(value.upper())
         except DefinitionError:
             pass
-    raise DefinitionError(f'Trigger "{trigger}": invalid "{attribute}" attribute: {value!r}')
+    raise DefinitionError(f'Trigger "{trigger}": Invalid "{attribute}" attribute: {value!r}')

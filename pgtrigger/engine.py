@@ -219,11 +219,25 @@ def read_catalog(
 
 
 @dataclass(frozen=True)
+class Declared:
+    """Where a declared trigger lives and its fingerprint: all ``ls`` needs of it.
+
+    Django's ``ls`` builds one from ``db_table``, ``trigger.get_pgid(model)`` and only the
+    hash of ``trigger.compile(model)``, as django-pgtrigger read them.
+    """
+
+    schema: str | None
+    table_name: str
+    pgid: str
+    hash: str
+
+
+@dataclass(frozen=True)
 class Target:
-    """A compiled trigger and the URI it was declared under."""
+    """A compiled trigger (or, for status only, its ``Declared`` identity) and its URI."""
 
     uri: str
-    compiled: compiler.Trigger
+    compiled: compiler.Trigger | Declared
     #: False when a router or setting keeps this trigger out of this database (UNALLOWED).
     allowed: bool = True
 
@@ -400,6 +414,8 @@ def install_steps(catalog: Catalog, found: Sequence[Status], force: bool = False
             version = (
                 OR_REPLACE_UNAVAILABLE  # CREATE OR REPLACE cannot replace a constraint trigger
             )
+        if not isinstance(compiled, compiler.Trigger):
+            raise InstallationError(f'Cannot install "{row.target.uri}": it was not compiled')
         sql = compiled.install_sql_for(version)
         if compiled.schema is None:
             sql = _in_schema(sql, row.schema, compiled.table_name, catalog)

@@ -96,7 +96,11 @@ def _in_own_transaction(
             sending.send_state(dbapi, "format", state, carried=None)
         return execute(sql, params, many, context)
     dbapi_cursor = context["cursor"].cursor
-    if status == _IDLE and sending.inline_prefix(dbapi_cursor, sql, params, many):
+    if (
+        status == _IDLE
+        and connection.execute_wrappers[-1] is _wrapper  # no other wrapper sees our prefix
+        and sending.inline_prefix(dbapi_cursor, sql, params, many)
+    ):
         inlined = sending.with_inline_state(state, sql)
         if inlined is not None:  # one simple query, one implicit transaction: no round trip
             result = execute(inlined, params, many, context)
@@ -136,8 +140,17 @@ def _wrapper(execute: Any, sql: Any, params: Any, many: bool, context: dict[str,
 
 
 def install_wrapper(connection: Any, **kwargs: Any) -> None:
+    """Put our wrapper at the bottom of the connection's wrapper stack (outermost).
+
+    Other libraries push and pop their own with ``connection.execute_wrapper()``, and Django
+    pops the *last* one when such a block ends: appended after theirs (a connection opened
+    inside ``pghistory.context()``), ours would be popped in their place, leaving theirs on
+    forever. Outermost, ours never sits on top of one still active; and since a wrapper
+    below us would see the SQL we pass on, we inline the state in a query only when no other
+    wrapper is active (else a short transaction carries it, leaving their SQL untouched).
+    """
     if connection.vendor == "postgresql" and _wrapper not in connection.execute_wrappers:
-        connection.execute_wrappers.append(_wrapper)
+        connection.execute_wrappers.insert(0, _wrapper)
 
 
 def setup() -> None:

@@ -251,7 +251,7 @@ def ls(bind: Any, *uris: str, schema: Schemas = None, metadata: Tables = None) -
 
     def work(ex: ConnectionExecutor, connection: Connection) -> list[engine.Status]:
         declared, tables = scope.resolve(connection)
-        return engine.ls(ex, declared, _schemas(schema), not uris, registry.all_pgids(), tables)
+        return engine.ls(ex, declared, _schemas(schema), not uris, registry.current_pgids(), tables)
 
     return _dispatch(bind, work, read_only=True, tables=scope.tables)
 
@@ -279,7 +279,7 @@ def install(
             force=force,
             prune=do_prune,
             lock_timeout=lock_timeout,
-            declared_pgids=registry.all_pgids(),
+            declared_pgids=registry.current_pgids(),
             declared_tables=tables,
             skip_missing_tables=scope.everything,
         )
@@ -351,7 +351,7 @@ def prune(bind: Any, schema: Schemas = None, metadata: Tables = None) -> Any:
             ex,
             declared,
             schemas=_schemas(schema),
-            declared_pgids=registry.all_pgids(),
+            declared_pgids=registry.current_pgids(),
             declared_tables=tables,
         )
 
