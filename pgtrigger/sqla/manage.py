@@ -283,7 +283,7 @@ def install(
             declared_tables=tables,
             skip_missing_tables=scope.everything,
         )
-        if scope.everything and not isinstance(ex, _ReadOnlyExecutor):
+        if scope.everything:
             _report_missing(found)
         return found
 
