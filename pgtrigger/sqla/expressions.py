@@ -21,10 +21,10 @@ subqueries where PostgreSQL evaluates the condition per row.
 from __future__ import annotations
 
 import contextvars
+import functools
 from typing import Any
 
 from sqlalchemy import Column, Table
-from sqlalchemy.dialects.postgresql.base import PGCompiler, PGDialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import ColumnProperty, MappedColumn, QueryableAttribute
 from sqlalchemy.sql import visitors
@@ -92,26 +92,28 @@ OLD = Row("OLD")
 NEW = Row("NEW")
 
 
-class _ConditionCompiler(PGCompiler):
-    """PostgreSQL's compiler, with every value written by ``pgtrigger.sqltext``."""
+@functools.cache
+def _dialect() -> Any:
+    """PostgreSQL's compiler with every value written by ``pgtrigger.sqltext``; no driver, no
+    server, "named" parameters (no "%" doubling): the same text everywhere. Built on first use
+    (the dialect module is not needed to declare models)."""
+    from sqlalchemy.dialects.postgresql.base import PGCompiler, PGDialect
 
-    def render_literal_value(self, value: Any, type_: Any) -> str:
-        return sqltext.literal(value)
+    class ConditionCompiler(PGCompiler):
+        def render_literal_value(self, value: Any, type_: Any) -> str:
+            return sqltext.literal(value)
 
+    class ConditionDialect(PGDialect):
+        statement_compiler = ConditionCompiler
 
-class _ConditionDialect(PGDialect):
-    statement_compiler = _ConditionCompiler
-
-
-#: No driver, no server, "named" parameters (no "%" doubling): the same text everywhere.
-_DIALECT = _ConditionDialect(paramstyle="named")
+    return ConditionDialect(paramstyle="named")
 
 
 def compile_expression(expression: ClauseElement, table: TableDescription | None) -> str:
     """``expression`` as literal SQL, its fields resolved against ``table`` (when given)."""
     token = _compiling_for.set(table)
     try:
-        compiled = expression.compile(dialect=_DIALECT, compile_kwargs={"literal_binds": True})
+        compiled = expression.compile(dialect=_dialect(), compile_kwargs={"literal_binds": True})
     finally:
         _compiling_for.reset(token)
     return str(compiled)
