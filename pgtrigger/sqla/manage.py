@@ -80,7 +80,10 @@ def _pairs(uris: Sequence[str], tables: list[Table] | None) -> list[tuple[str, T
     pairs = (
         [(uri, *registry.registered(uri)[0]) for uri in uris]
         if uris
-        else [(uri, model, trigger) for uri, model, trigger, _ in registry.items()]
+        else [
+            (uri, model, trigger)
+            for uri, (model, trigger) in zip(registry.uris(), registry.registered())
+        ]
     )
     return [(uri, model, trigger) for uri, model, trigger in pairs if isinstance(model, Table)]
 
@@ -106,7 +109,7 @@ def declared_tables(
     if tables is None:
         metadatas = {
             id(model.metadata): model.metadata
-            for _, model, _, _ in registry.items()
+            for model, _ in registry.registered()
             if isinstance(model, Table)
         }
         tables = [t for md in metadatas.values() for t in md.tables.values()]
