@@ -23,6 +23,8 @@ _registry: dict[str, tuple[Any, Trigger]] = {}
 _uri_pgids: dict[str, str] = {}
 #: pgid -> uri, for the clash check.
 _pgids: dict[str, str] = {}
+#: uri -> table key, for models an integration names a table of (Django's db_table).
+_uri_tables: dict[str, str] = {}
 #: uris of triggers that compute their own pgid (a subclass's ``get_pgid``).
 _custom: builtins.set[str] = builtins.set()
 #: (table key, trigger name) -> uri: one name per table, whichever model (proxy) it came from.
@@ -123,6 +125,7 @@ def set(uri: str, *, model: Any, trigger: Trigger, pgid: str | None = None) -> N
         _custom.add(uri)
     if table_key is not None:
         _by_table.setdefault((table_key, str(trigger.name)), uri)
+        _uri_tables[uri] = table_key
     for callback in on_register:
         callback(model, trigger)
 
@@ -132,13 +135,14 @@ def delete(uri: str) -> None:
     del _registry[uri]
     pgid = _uri_pgids.pop(uri)
     _custom.discard(uri)
+    _uri_tables.pop(uri, None)
     if _pgids.get(pgid) == uri:
         del _pgids[pgid]
     for key, owner in list(_by_table.items()):
         if owner == uri:
             del _by_table[key]
-    global _all_pgids
-    _all_pgids = None
+    global _all_pgids, _all_names
+    _all_pgids = _all_names = None
     for callback in on_unregister:
         callback(model, trigger)
 
@@ -190,6 +194,28 @@ def all_pgids() -> frozenset[str]:
     return _all_pgids
 
 
+def ignore_names(uri: str) -> tuple[str, ...]:
+    """What ``pgtrigger.ignore(uri)`` puts in the ``pgtrigger.ignore`` setting: the pgid, and
+    for Django models also ``db_table:pgid``, which the ``_pgtrigger_should_ignore`` that
+    django-pgtrigger installed before 4.0 compares (as django-pgtrigger 4 still sends)."""
+    pgid = pgid_of(uri)
+    table = _uri_tables.get(uri)
+    return (pgid,) if table is None else (pgid, f"{table}:{pgid}")
+
+
+_all_names: frozenset[str] | None = None
+
+
+def all_ignore_names() -> frozenset[str]:
+    """``ignore_names`` of every registered trigger (cached, like ``all_pgids``)."""
+    global _all_names
+    if _all_names is None or len(_all_names) < len(_pgids):
+        names = builtins.set(_pgids)
+        names.update(f"{table}:{_uri_pgids[uri]}" for uri, table in _uri_tables.items())
+        _all_names = frozenset(names)
+    return _all_names
+
+
 def current_pgids() -> frozenset[str]:
     """Every registered pgid as the triggers compute them now (name and ``get_pgid`` as they
     are at this moment, patched or not): what prune and ``ls`` must not call orphans."""
@@ -224,8 +250,9 @@ def snapshot() -> dict[str, tuple[Any, Trigger, str]]:
 
 def restore(entries: dict[str, tuple[Any, Trigger, str]]) -> None:
     """Replace the registry's content, e.g. to isolate tests that register triggers."""
-    global _all_pgids
+    global _all_pgids, _all_names
     _registry.clear()
+    _uri_tables.clear()
     _uri_pgids.clear()
     _pgids.clear()
     _by_table.clear()
@@ -239,4 +266,5 @@ def restore(entries: dict[str, tuple[Any, Trigger, str]]) -> None:
         table_key = _table_key(model)
         if table_key is not None:
             _by_table.setdefault((table_key, str(trigger.name)), uri)
-    _all_pgids = None
+            _uri_tables[uri] = table_key
+    _all_pgids = _all_names = None

@@ -157,15 +157,16 @@ class _StateContext:
 
 
 def _pgids(uris: Iterable[str]) -> frozenset[str]:
+    """The ``pgtrigger.ignore`` entries of the triggers named (of every trigger: none named)."""
     uris = tuple(uris)
     if not uris:
-        return registry.all_pgids()
-    pgids = set()
+        return registry.all_ignore_names()
+    names: set[str] = set()
     for uri in uris:
         model, trigger = registry.registered(uri)[0]
         _check_ignorable(model, trigger)
-        pgids.add(registry.pgid_of(uri))
-    return frozenset(pgids)
+        names.update(registry.ignore_names(uri))
+    return frozenset(names)
 
 
 def _check_ignorable(model: Any, trigger: Any) -> None:

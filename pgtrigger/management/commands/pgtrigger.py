@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from pgtrigger import engine, installation
 from pgtrigger.django import installation as django_installation
-from pgtrigger.errors import PgTriggerError, UnknownTriggerError
+from pgtrigger.errors import UnknownTriggerError
 
 STATUS_COLOURS = {
     engine.UNINSTALLED: "91",
@@ -79,8 +79,6 @@ class Command(BaseCommand):
             method(*args, **options)
         except UnknownTriggerError as exc:
             raise UnknownURIError(str(exc)) from None
-        except PgTriggerError as exc:
-            raise CommandError(str(exc)) from exc
 
     # -- django-pgtrigger's subcommands -----------------------------------------------------
     def ls(self, *args: Any, **options: Any) -> None:
