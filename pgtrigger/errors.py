@@ -46,3 +46,7 @@ class RegistrationError(PgTriggerError, KeyError):
 
 class InstallationError(PgTriggerError):
     """Installing, uninstalling or pruning triggers failed; names the trigger at fault."""
+
+
+class UnknownSchemaError(PgTriggerError, LookupError):
+    """A schema a command was asked to act on does not exist in the database."""
