@@ -76,6 +76,15 @@ def _is_model(model: Any) -> bool:
     return isinstance(model, type) and issubclass(model, models.Model)
 
 
+def project_tables() -> list[engine.TableName]:
+    """Every model's table: the tables the project declares, the only ones prune touches."""
+    from django.apps import apps
+
+    from pgtrigger.compiler import _split_table
+
+    return [_split_table(m._meta.db_table) for m in apps.get_models(include_auto_created=True)]
+
+
 def targets(*uris: str, database: str | None = None) -> list[engine.Target]:
     """Compiled triggers; ``trigger.allow_migrate`` (which subclasses may override) decides
     which ones belong in ``database`` (the others are UNALLOWED)."""
@@ -130,7 +139,9 @@ def ls(
         ]
     rows: list[engine.Status] = _run(
         database,
-        lambda ex: engine.ls(ex, wanted, schemas, not uris, registry.current_pgids()),
+        lambda ex: engine.ls(
+            ex, wanted, schemas, not uris, registry.current_pgids(), project_tables()
+        ),
         read_only=True,
     )
     return rows
@@ -174,6 +185,7 @@ class Backend:
                 force=force,
                 lock_timeout=lock_timeout,
                 declared_pgids=registry.current_pgids(),
+                declared_tables=project_tables(),
             ),
         )
         changed = [r for r in found if r.target and r.status in ("UNINSTALLED", "OUTDATED")]
@@ -200,6 +212,7 @@ class Backend:
                 prune=prune,
                 lock_timeout=lock_timeout,
                 declared_pgids=registry.current_pgids(),
+                declared_tables=project_tables(),
             ),
         )
         _log("Uninstalling", [r for r in found if r.installed], database)
@@ -255,7 +268,11 @@ class Backend:
         found: list[engine.Status] = _run(
             database,
             lambda ex: engine.prune(
-                ex, wanted, schemas=schemas, declared_pgids=registry.current_pgids()
+                ex,
+                wanted,
+                schemas=schemas,
+                declared_pgids=registry.current_pgids(),
+                declared_tables=project_tables(),
             ),
         )
         _log("Pruning", found, database)
