@@ -155,7 +155,10 @@ def _bind_arguments(tables: list[Table] | None) -> dict[str, Any] | None:
 
 
 def _on_engine(bind: Engine, work: Work, read_only: bool) -> list[engine.Status]:
-    with bind.execution_options(isolation_level="AUTOCOMMIT").connect() as connection:
+    with bind.connect() as connection:
+        # On the connection: Engine.execution_options() on an engine that already carries a
+        # schema_translate_map raises before SQLAlchemy 2.0.38 (sqlalchemy#12289).
+        connection.execution_options(isolation_level="AUTOCOMMIT")
         executor = ConnectionExecutor if read_only else _ReadOnlyExecutor
         try:
             return work(executor(connection), connection)
@@ -192,8 +195,9 @@ async def _adispatch(
     if isinstance(bind, async_scoped_session):
         bind = bind()
     if isinstance(bind, AsyncEngine):
-        autocommit = bind.execution_options(isolation_level="AUTOCOMMIT")
-        async with autocommit.connect() as connection:
+        async with bind.connect() as connection:
+            # On the connection, as in _on_engine (sqlalchemy#12289).
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
             executor = ConnectionExecutor if read_only else _ReadOnlyExecutor
             try:
                 return await connection.run_sync(lambda sync: work(executor(sync), sync))
