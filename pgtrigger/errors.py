@@ -37,3 +37,7 @@ class RegistrationError(PgTriggerError, KeyError):
 
 class InstallationError(PgTriggerError):
     """Installing, uninstalling or pruning triggers failed; names the trigger at fault."""
+
+
+class NotIgnorableError(PgTriggerError, ValueError):
+    """``pgtrigger.ignore()`` names a trigger declared ``ignorable=False``."""
