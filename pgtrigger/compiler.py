@@ -281,6 +281,10 @@ class UpsertTriggerSql(collections.UserString):
         """The trigger function v1 created (unqualified: it lands in the search path)."""
         return self.quoted_pgid
 
+    def comment(self, hash: str) -> str:
+        """What the trigger's comment says: the fingerprint (the template writes it)."""
+        return hash
+
     @property
     def helper(self) -> str:
         """The shared ignore function this trigger calls (``"public"._pgtrigger_should_ignore``)."""
@@ -651,6 +655,12 @@ class Trigger:
     @property
     def hash(self) -> str:
         return self.sql.hash
+
+    @property
+    def comment(self) -> str:
+        """The comment the install leaves on the trigger (the fingerprint, and for v2 the
+        digest of the function body)."""
+        return self.sql.comment(self.sql.hash)
 
     @property
     def install_sql(self) -> str:
