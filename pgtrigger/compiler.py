@@ -135,7 +135,9 @@ def split_comment(comment: str | None) -> tuple[str | None, str | None]:
     return fingerprint, (digest or None) if sep else None
 
 
-def adoption_guard(table: str, pgid: str, helper: str | None = None) -> str:
+def adoption_guard(
+    table: str, pgid: str, helper: str | None = None, role: str | None = None
+) -> str:
     """A statement that fails unless the trigger's function (and v1's ``helper``) is owned by
     a role that may create triggers on ``table`` itself.
 
@@ -166,8 +168,21 @@ def adoption_guard(table: str, pgid: str, helper: str | None = None) -> str:
         ' "%", which may not create triggers on that table (it was created before the install,'
         " by someone else): drop it, or make the table's owner its owner, and install again"
     )
+    check_role = ""
+    if role is not None:
+        # ignorable_by names a role by name (a stored expression cannot hold a role's OID):
+        # one that does not exist fails the install rather than every ignore attempt.
+        check_role = (
+            "    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles"
+            f" WHERE rolname {eq} {sqltext.string(role)}::pg_catalog.name) THEN\n"
+            '        RAISE EXCEPTION \'pgtrigger: trigger "%" on table %: ignorable_by role "%"'
+            f" does not exist', {sqltext.string(pgid)}, {table_oid}, {sqltext.string(role)}\n"
+            "            USING ERRCODE = 'undefined_object';\n"
+            "    END IF;\n"
+        )
     body = (
         "DECLARE\n    _function pg_catalog.text;\n    _owner pg_catalog.text;\nBEGIN\n"
+        f"{check_role}"
         "    SELECT found.function, found.owner INTO _function, _owner\n"
         f"      FROM ({found}) AS found LIMIT 1;\n"
         "    IF _function IS NOT NULL THEN\n"
@@ -449,9 +464,10 @@ class UpsertTriggerSqlV2(collections.UserString):
 
     def _member_check(self) -> str:
         # session_user, not current_user: a SECURITY DEFINER function changes current_user.
-        # The role is bound by OID at install time (an unknown role fails the install).
-        role = sqltext.string(sqltext.ident(self.ignorable_by or "", "ignorable_by role"))
-        return f"pg_catalog.pg_has_role(session_user, {role}::pg_catalog.regrole, 'MEMBER')"
+        # By name (PostgreSQL refuses a role's OID in a stored expression); the install checks
+        # that the role exists.
+        role = sqltext.string(self.ignorable_by or "")
+        return f"pg_catalog.pg_has_role(session_user, {role}::pg_catalog.name, 'MEMBER')"
 
     def _body_ignore_check(self) -> str:
         """The same check for a function body, resolved at run time: every operator named."""
@@ -551,7 +567,7 @@ class UpsertTriggerSqlV2(collections.UserString):
         replace = server_version is None or server_version >= OR_REPLACE_TRIGGER_SINCE
         sql = self._render(schema, replace=replace, hash=self.hash)
         table = sqltext.qualified(schema, self.table_name)
-        return f"{sql}{adoption_guard(table, self.pgid)}\n"
+        return f"{sql}{adoption_guard(table, self.pgid, role=self.ignorable_by)}\n"
 
     def install_sql_for(
         self, server_version: int | None = None, *, schema: str | None = None

@@ -245,6 +245,7 @@ class Trigger:
                     " ignore the trigger, or members of that role may; declare one"
                 )
             try:
+                # A role name is an identifier: the same limits apply.
                 sqltext.ident(self.ignorable_by, '"ignorable_by" role')
             except CompileError as exc:
                 raise self._error(str(exc)) from None
