@@ -575,6 +575,30 @@ def _table_names(targets: Sequence[Target]) -> list[str]:
     return [t.compiled.table_name for t in targets]
 
 
+def table_schema(executor: Executor, table: str) -> str | None:
+    """The schema an unqualified ``table`` resolves to on the caller's search path (None:
+    nowhere). One query."""
+    rows = executor.fetch(
+        "SELECT n.nspname FROM pg_catalog.pg_class c"
+        f" JOIN pg_catalog.pg_namespace n ON n.oid {_EQ} c.relnamespace"
+        f" WHERE c.oid {_EQ} pg_catalog.to_regclass({sqltext.string(sqltext.ident(table))})"
+    )
+    return rows[0][0] if rows else None
+
+
+def install_sql(
+    executor: Executor, compiled: compiler.Trigger, server_version: int | None = None
+) -> str:
+    """What a migration runs to install ``compiled`` on a live connection: the template's
+    hardened SQL, with a v2 trigger on a table declared without a schema qualified with the
+    schema its table is found in (one query), so that it too installs with only built-ins on
+    the search path. Offline (no connection) use ``compiled.install_sql_for()``."""
+    schema = None
+    if compiled.template_version == "v2" and compiled.schema is None:
+        schema = table_schema(executor, compiled.table_name)
+    return compiled.install_sql_for(server_version, schema=schema)
+
+
 def ls(
     executor: Executor,
     targets: Sequence[Target],
