@@ -117,8 +117,11 @@ class Outcome:
     attacker_ran: list[str] = field(default_factory=list)
 
 
-def write(roles: Roles, role: str, *statements: str, ignore: str | None = None) -> Outcome:
-    """Run ``statements`` as ``role``, each in its own savepoint, in one transaction.
+def write(
+    roles: Roles, role: str, *statements: str, ignore: str | None = None, keep: bool = True
+) -> Outcome:
+    """Run ``statements`` as ``role``, each in its own savepoint, in one transaction
+    (committed, or rolled back when not ``keep``).
 
     ``ignore``: a pgid the role puts in ``pgtrigger.ignore`` first, as any writer can.
     """
@@ -131,7 +134,7 @@ def write(roles: Roles, role: str, *statements: str, ignore: str | None = None) 
 
     with roles.connect(role) as conn:
         conn.add_notice_handler(notice)
-        with conn.transaction():
+        with conn.transaction(force_rollback=not keep):
             if ignore is not None:
                 conn.execute(
                     "SELECT pg_catalog.set_config('pgtrigger.ignore', %s, true)",
