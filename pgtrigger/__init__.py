@@ -45,7 +45,16 @@ from pgtrigger.errors import (
     RegistrationError,
     UnknownTriggerError,
 )
-from pgtrigger.installation import constraints, disable, enable, install, prunable, prune, uninstall
+from pgtrigger.installation import (
+    constraints,
+    disable,
+    enable,
+    install,
+    ls,
+    prunable,
+    prune,
+    uninstall,
+)
 from pgtrigger.registry import register, registered
 from pgtrigger.runtime import ignore, is_ignored, schema
 from pgtrigger.sqltext import Sql
@@ -110,6 +119,7 @@ __all__ = [
     "ignore",
     "install",
     "is_ignored",
+    "ls",
     "prunable",
     "prune",
     "register",

@@ -150,7 +150,7 @@ class UpdateOf(Operation):
 
     def __init__(self, *columns: str) -> None:
         if not columns:
-            raise DefinitionError("UpdateOf() needs at least one field")
+            raise DefinitionError("Must provide at least one column to UpdateOf()")
         for column in columns:
             if not isinstance(column, str) or not column:
                 raise DefinitionError(f"UpdateOf() takes field names, got {column!r}")
@@ -231,4 +231,4 @@ def coerce_clause(value: Any, kind: type[_Primitive], attribute: str, trigger: s
             return kind(value.upper())
         except DefinitionError:
             pass
-    raise DefinitionError(f'Trigger "{trigger}": invalid "{attribute}" attribute: {value!r}')
+    raise DefinitionError(f'Trigger "{trigger}": Invalid "{attribute}" attribute: {value!r}')

@@ -715,3 +715,31 @@ class Trigger:
 
 
 CompiledTrigger = Trigger
+
+
+class _TriggerDdlSql(collections.UserString):
+    """One trigger statement on a ``db_table``, as django-pgtrigger's migrations and third-party
+    code build it (``pgtrigger.compiler.DropTriggerSql(pgid=..., table=...)``)."""
+
+    template = ""
+
+    def __init__(self, *, pgid: str, table: str) -> None:
+        self.pgid = pgid
+        self.table = table
+        self.data = self.template.format(
+            pgid=sqltext.legacy_ident(pgid), table=sqltext.legacy_quote(table)
+        )
+
+
+class DropTriggerSql(_TriggerDdlSql):
+    """``DROP TRIGGER IF EXISTS`` (frozen: old migrations may replay it)."""
+
+    template = "DROP TRIGGER IF EXISTS {pgid} ON {table};"
+
+
+class EnableTriggerSql(_TriggerDdlSql):
+    template = "ALTER TABLE {table} ENABLE TRIGGER {pgid};"
+
+
+class DisableTriggerSql(_TriggerDdlSql):
+    template = "ALTER TABLE {table} DISABLE TRIGGER {pgid};"

@@ -343,8 +343,8 @@ def _compile_filter(key: str, value: Any, table: TableDescription, negated: bool
     except CompileError as exc:
         if key in str(exc):
             raise
-        # e.g. a NUL in the value: say which filter holds it.
-        raise CompileError(f"Filter expression {key!r}: {exc}") from None
+        # e.g. a NUL in the value: say which filter holds it (same class: see UnknownFieldError).
+        raise type(exc)(f"Filter expression {key!r}: {exc}") from None
 
 
 def _filter_node(key: str, value: Any, table: TableDescription, negated: bool) -> _Node:

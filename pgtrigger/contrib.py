@@ -76,11 +76,6 @@ class Composer(Trigger):
                     "statement-level Composer triggers read transition tables, which only"
                     " AFTER triggers have: set when=pgtrigger.After"
                 )
-            if self.condition is not None and not self.referencing:
-                raise self._error(
-                    "a statement-level condition needs transition tables, which Postgres"
-                    f' offers for a single INSERT, UPDATE or DELETE, not "{self.operation}"'
-                )
 
     def get_func(self, model: Any) -> Any:
         if isinstance(self.func, dict):
@@ -143,6 +138,12 @@ class Composer(Trigger):
                 raise CompileError(
                     f'Composer trigger references OLD values, but operation "{self.operation}"'
                     " doesn't allow for that."
+                )
+            # Checked here, after the body (django-pgtrigger's order), not at definition.
+            if self.condition is not None and not self.referencing:
+                raise CompileError(
+                    "a statement-level condition needs transition tables, which Postgres"
+                    f' offers for a single INSERT, UPDATE or DELETE, not "{self.operation}"'
                 )
         return rendered
 
@@ -289,6 +290,17 @@ class _And(Condition):
 _FSM_VALUE_TYPES = (str, int, decimal.Decimal, enum.Enum, type(None))
 
 
+def _check_fsm_text(label: str, value: str, separator: Any) -> None:
+    """django-pgtrigger's rules and words: no quotes, no separator inside a value."""
+    if "'" in value or '"' in value:
+        raise DefinitionError(f'Trigger "{label}": FSM transition value "{value}" contains quotes')
+    if isinstance(separator, str) and separator and separator in value:
+        raise DefinitionError(
+            f'Trigger "{label}": FSM value "{value}" contains separator "{separator}".'
+            ' Configure your trigger with a different "separator" attribute'
+        )
+
+
 class FSM(Trigger):
     """Only allow the listed transitions of a field: ``transitions=[("draft", "published")]``.
 
@@ -342,6 +354,7 @@ class FSM(Trigger):
                     )
                 if isinstance(value, str):
                     sqltext.check_text(value, f'Trigger "{label}": FSM transition value')
+                    _check_fsm_text(label, value, self.separator)
             pairs.append((pair[0], pair[1]))
         self.transitions = pairs
         if not isinstance(self.separator, str) or len(self.separator) != 1:

@@ -286,11 +286,25 @@ def read_catalog(
 
 
 @dataclass(frozen=True)
+class Declared:
+    """Where a declared trigger lives and its fingerprint: all ``ls`` needs of it.
+
+    Django's ``ls`` builds one from ``db_table``, ``trigger.get_pgid(model)`` and only the
+    hash of ``trigger.compile(model)``, as django-pgtrigger read them.
+    """
+
+    schema: str | None
+    table_name: str
+    pgid: str
+    hash: str
+
+
+@dataclass(frozen=True)
 class Target:
-    """A compiled trigger and the URI it was declared under."""
+    """A compiled trigger (or, for status only, its ``Declared`` identity) and its URI."""
 
     uri: str
-    compiled: compiler.Trigger
+    compiled: compiler.Trigger | Declared
     #: False when a router or setting keeps this trigger out of this database (UNALLOWED).
     allowed: bool = True
 
@@ -385,7 +399,7 @@ def statuses(
 
 
 def drift_of(
-    compiled: compiler.Trigger, installed: InstalledTrigger, catalog: Catalog
+    compiled: compiler.Trigger | Declared, installed: InstalledTrigger, catalog: Catalog
 ) -> str | None:
     """What differs from the install in a trigger whose fingerprint matches, or None.
 
@@ -400,11 +414,13 @@ def drift_of(
             f'function {function}() is owned by role "{installed.function_owner}",'
             f" which may not create triggers on table {table}"
         )
-    body = compiled.function_body
-    if body is not None:
-        expected = installed.body_hash or compiler.body_digest(body)
-        if installed.function_digest != expected:
-            return f"the body of function {function}() differs from what was installed"
+    # What the install stored (v2), else what the declaration compiles to.
+    body = compiled.function_body if isinstance(compiled, compiler.Trigger) else None
+    expected = installed.body_hash or (None if body is None else compiler.body_digest(body))
+    if expected is not None and installed.function_digest != expected:
+        return f"the body of function {function}() differs from what was installed"
+    if not isinstance(compiled, compiler.Trigger):
+        return None  # a fingerprint alone: nothing more to compare
     sql = compiled.sql
     if isinstance(sql, compiler.UpsertTriggerSql) and body is not None:
         schema = sql.helper_schema
@@ -481,6 +497,8 @@ def install_steps(catalog: Catalog, found: Sequence[Status], force: bool = False
             version = (
                 OR_REPLACE_UNAVAILABLE  # CREATE OR REPLACE cannot replace a constraint trigger
             )
+        if not isinstance(compiled, compiler.Trigger):
+            raise InstallationError(f'Cannot install "{row.target.uri}": it was not compiled')
         # Names qualified with the schema found; v1's text is frozen unqualified, so its
         # table's schema goes on the search path (alone, with pg_temp) for its step.
         sql = compiled.guarded_sql(version, row.schema)

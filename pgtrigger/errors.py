@@ -19,8 +19,17 @@ class CompileError(DefinitionError):
     """A trigger does not fit the table it is compiled for (unknown field, bad value...)."""
 
 
-class UnknownTriggerError(PgTriggerError, LookupError):
-    """A trigger URI names no registered trigger."""
+class UnknownFieldError(CompileError):
+    """A trigger names a field the table does not have. An integration may raise a subclass
+    that is also its ORM's own error (Django: ``FieldDoesNotExist``)."""
+
+
+class UnknownTriggerError(PgTriggerError, KeyError):
+    """A trigger URI names no registered trigger (a ``KeyError``, as django-pgtrigger raised,
+    so ``except KeyError`` keeps working; a ``LookupError`` too)."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
 
 
 class MalformedURIError(UnknownTriggerError, ValueError):

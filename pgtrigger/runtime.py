@@ -47,7 +47,11 @@ class State:
         return sqltext.text_array(sorted(self.ignored))
 
     def search_path_value(self) -> str:
-        return ", ".join(sqltext.ident(s, "schema") for s in self.schemas)
+        """Plain names bare (``SHOW search_path`` reads as with django-pgtrigger), any other
+        (``$user``, mixed case, keywords) quoted."""
+        return ", ".join(
+            s if sqltext.can_be_bare(s) else sqltext.ident(s, "schema") for s in self.schemas
+        )
 
 
 DEFAULT = State()
@@ -58,26 +62,34 @@ def current() -> State:
     return _state.get()
 
 
-#: Where a transaction keeps its search path from before ``schema()`` changed it.
+#: Where a transaction keeps its search path from before ``schema()`` changed it, behind a
+#: token of this transaction (backend pid and start time): a value a role or session preset
+#: for the setting cannot carry the token, so it is never mistaken for ours.
 _STASH = "pgtrigger.search_path"
+_STASHED = f"current_setting('{_STASH}', true)"
+_TOKEN = "(pg_backend_pid() || '@' || now() || '|')"
 _PATH_BEFORE = (
-    f"coalesce(nullif(current_setting('{_STASH}', true), ''), current_setting('search_path'))"
+    f"CASE WHEN starts_with({_STASHED}, {_TOKEN})"
+    f" THEN substr({_STASHED}, length({_TOKEN}) + 1)"
+    " ELSE current_setting('search_path') END"
 )
 
 
 def state_parts(state: State, carried: State | None, value: Callable[[str], str]) -> list[str]:
     """``set_config`` calls (transaction-local) that turn ``carried`` into ``state``.
 
-    ``schema()`` first stashes the transaction's own search path in a setting of ours (only
-    the first time), so leaving it restores that path on the server, without a round trip to
-    read it; every setting ends with the transaction.
+    Entering ``schema()`` stashes the path in effect (unless this transaction already did),
+    then sets the new one; leaving restores the stashed path and clears the stash, so the next
+    block stashes whatever path is in effect when *it* is entered (a ``SET search_path`` in
+    between is kept). No round trip reads anything; every setting ends with the transaction.
     """
     parts = [f"set_config('pgtrigger.ignore', {value(state.ignore_value())}, true)"]
     if state.schemas:
-        parts.append(f"set_config('{_STASH}', {_PATH_BEFORE}, true)")
+        parts.append(f"set_config('{_STASH}', {_TOKEN} || {_PATH_BEFORE}, true)")
         parts.append(f"set_config('search_path', {value(state.search_path_value())}, true)")
     elif carried is None or carried.schemas:
         parts.append(f"set_config('search_path', {_PATH_BEFORE}, true)")
+        parts.append(f"set_config('{_STASH}', '', true)")
     return parts
 
 
@@ -145,15 +157,16 @@ class _StateContext:
 
 
 def _pgids(uris: Iterable[str]) -> frozenset[str]:
+    """The ``pgtrigger.ignore`` entries of the triggers named (of every trigger: none named)."""
     uris = tuple(uris)
     if not uris:
-        return registry.all_pgids()
-    pgids = set()
+        return registry.all_ignore_names()
+    names: set[str] = set()
     for uri in uris:
         model, trigger = registry.registered(uri)[0]
         _check_ignorable(model, trigger)
-        pgids.add(registry.pgid_of(uri))
-    return frozenset(pgids)
+        names.update(registry.ignore_names(uri))
+    return frozenset(names)
 
 
 def _check_ignorable(model: Any, trigger: Any) -> None:
@@ -217,18 +230,36 @@ def constraints_sql(timing: Timing, pgids: Iterable[str]) -> str:
     return f"SET CONSTRAINTS {names} {timing}"
 
 
-def deferrable_pgids(*uris: str) -> list[str]:
-    """pgids of the deferrable triggers named (all deferrable ones when no URI is given)."""
+def deferrable_pgids(*uris: str, all_deferrable: bool = False) -> list[str]:
+    """pgids of the deferrable triggers named, or with no URI of every registered deferrable
+    trigger (``all_deferrable``: django-pgtrigger's rule, every registered trigger must be
+    deferrable then)."""
     pairs = (
         [(uri, *registry.registered(uri)[0]) for uri in uris]
         if uris
         else [(uri, model, trigger) for uri, model, trigger, _ in registry.items()]
     )
     pgids = []
-    for uri, _model, trigger in pairs:
+    for uri, model, trigger in pairs:
         if not trigger.timing:
-            if uris:
-                raise DefinitionError(f'Trigger "{uri}" is not deferrable (it has no "timing").')
+            if uris or all_deferrable:  # django-pgtrigger's words
+                raise DefinitionError(
+                    f"Trigger {trigger.name} on model {_model_label(model, uri)} is not deferrable."
+                )
             continue
         pgids.append(registry.pgid_of(uri))
     return pgids
+
+
+def _model_label(model: Any, uri: str) -> str:
+    """Django's ``app_label.modelname`` (``label_lower``), else the table of the URI."""
+    label = getattr(getattr(model, "_meta", None), "label_lower", None)
+    return str(label) if label else uri.rsplit(":", 1)[0]
+
+
+def constraints(timing: Timing, *uris: str, **options: Any) -> None:
+    """django-pgtrigger's ``pgtrigger.runtime.constraints`` path (see
+    ``pgtrigger.constraints``)."""
+    from pgtrigger import installation
+
+    installation.constraints(timing, *uris, **options)

@@ -190,9 +190,9 @@ def inline_prefix(dbapi_cursor: Any, statement: Any, params: Any, many: bool) ->
     ends with it, also behind a transaction-pooling proxy. Server-side binding (psycopg 3's
     default cursor, asyncpg) cannot take two statements: ``ShortTransaction`` serves those.
     """
-    if many or not isinstance(statement, str) or getattr(dbapi_cursor, "name", None):
+    if many or not isinstance(statement, (str, bytes)) or getattr(dbapi_cursor, "name", None):
         return False
-    if not wrappable_in_autocommit(statement):
+    if not wrappable_in_autocommit(_text(statement)):
         return False
     return _is_psycopg2_cursor(dbapi_cursor) or _is_client_cursor(dbapi_cursor)
 
@@ -208,15 +208,25 @@ def _is_client_cursor(dbapi_cursor: Any) -> bool:
     return client_cursor is not None and isinstance(dbapi_cursor, client_cursor)
 
 
-def with_inline_state(state: State, statement: str) -> str | None:
-    """``statement`` preceded by the ``set_config`` of ``state`` (see ``inline_prefix``).
+def _text(statement: str | bytes) -> str:
+    """A query as text (Django and psycopg2 also take UTF-8 bytes)."""
+    return statement.decode() if isinstance(statement, bytes) else statement
+
+
+def with_inline_state(state: State, statement: Any, carried: State | None = DEFAULT) -> Any:
+    """``statement`` preceded by the ``set_config`` of ``state`` (see ``inline_prefix``);
+    ``carried``: what the transaction carries now (DEFAULT in autocommit, None: unknown).
 
     The values are literals (``sqltext``). None when they hold a ``%`` (a schema name): the
-    driver may or may not interpolate parameters into the string, so that one goes the
-    ``ShortTransaction`` way.
+    driver may or may not interpolate parameters into the string, so that one goes another
+    way (a ``ShortTransaction``, or its own statement inside a transaction).
     """
-    prefix = apply_sql(state)
-    return None if "%" in prefix else f"{prefix}; {statement}"
+    prefix = apply_sql(state, carried)
+    if "%" in prefix:
+        return None
+    if isinstance(statement, bytes):  # the query keeps its type
+        return f"{prefix}; ".encode() + statement
+    return f"{prefix}; {statement}"
 
 
 def skip_to_last_result(dbapi_cursor: Any) -> None:

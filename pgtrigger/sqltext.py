@@ -220,12 +220,22 @@ def like_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+#: Array elements that read the same unquoted (``{a,b}``, as django-pgtrigger wrote them).
+_BARE_ELEMENT = re.compile(r"[A-Za-z0-9_:.$-]+")
+
+
 def text_array(items: Iterable[str]) -> str:
-    """A Postgres text-array value (not a literal) for bind parameters: ``{a,b}``."""
+    """A Postgres text-array value (not a literal) for bind parameters: ``{a,b}``.
+
+    Elements are bare where that reads the same (names of triggers), quoted otherwise.
+    """
     parts = []
     for item in items:
         check_text(item, "array element")
-        parts.append('"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        if _BARE_ELEMENT.fullmatch(item) and item.upper() != "NULL":
+            parts.append(item)
+        else:
+            parts.append('"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"')
     return "{" + ",".join(parts) + "}"
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pgtrigger import sqltext
-from pgtrigger.errors import CompileError
+from pgtrigger.errors import CompileError, UnknownFieldError
 
 if TYPE_CHECKING:
     from pgtrigger.conditions import Q
@@ -63,6 +63,9 @@ class TableDescription:
     q_compiler: Callable[[Q, TableDescription], str] | None = None
     #: Is this a view (INSTEAD OF triggers) or a partitioned table?
     kind: str = "table"
+    #: Raised for an unknown field name: integrations pass a subclass that is also their
+    #: ORM's own error (Django's ``FieldDoesNotExist``), so users' handlers keep working.
+    unknown_field_error: type[CompileError] = UnknownFieldError
 
     def __post_init__(self) -> None:
         if self.template not in TEMPLATES:
@@ -121,8 +124,8 @@ class TableDescription:
         known = sorted({f.name for f in self.fields} | {f.column for f in self.fields})
         close = difflib.get_close_matches(name, known, n=3)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise CompileError(
-            f"{what} {name!r} is not a field of table {self.display_name!r}{hint}"
+        raise self.unknown_field_error(
+            f"{what} {name!r}: table {self.display_name!r} has no field named {name!r}{hint}"
             f" (fields: {', '.join(self.field_names) or 'none'})"
         )
 

@@ -163,10 +163,12 @@ class Trigger:
         return DefinitionError(f'Trigger "{self.name or type(self).__name__}": {message}')
 
     def validate(self) -> None:
-        """Reject definitions Postgres would refuse, naming the attribute at fault."""
-        if not self.name:
-            raise DefinitionError(f'{type(self).__name__} trigger must have "name" attribute')
-        self.validate_name()
+        """Reject definitions Postgres would refuse, naming the attribute at fault.
+
+        In django-pgtrigger's order (the name last), so code matching its messages still
+        matches. A row-level TRUNCATE trigger is left to Postgres, as there, which refuses it
+        at install ("TRUNCATE FOR EACH ROW triggers are not supported").
+        """
         if not isinstance(self.level, Level):
             raise self._error(f'Invalid "level" attribute: {self.level}')
         if not isinstance(self.when, When):
@@ -199,10 +201,6 @@ class Trigger:
             raise self._error('Deferrable triggers must have "level" attribute as "pgtrigger.Row"')
         if self.timing and self.when != After:
             raise self._error('Deferrable triggers must have "when" attribute as "pgtrigger.After"')
-        if "TRUNCATE" in events and self.level == Row:
-            raise self._error(
-                "TRUNCATE triggers must be statement-level: set level=pgtrigger.Statement"
-            )
         if self.when == InsteadOf:
             if self.level != Row:
                 raise self._error(
@@ -230,6 +228,9 @@ class Trigger:
                 raise self._error("INSERT triggers have no OLD transition table")
             if self.referencing.new and events == {"DELETE"}:
                 raise self._error("DELETE triggers have no NEW transition table")
+        if not self.name:
+            raise DefinitionError(f'{type(self).__name__} trigger must have "name" attribute')
+        self.validate_name()
         self.validate_security()
 
     def validate_security(self) -> None:
@@ -365,7 +366,9 @@ class Trigger:
         except CompileError as exc:
             message = str(exc)
             prefix = f'Trigger "{self.name}" on table "{table.display_name}"'
-            raise CompileError(
+            # The same class: integrations raise subclasses their users catch (Django's
+            # FieldDoesNotExist).
+            raise type(exc)(
                 message if message.startswith(prefix) else f"{prefix}: {message}"
             ) from None
         finally:
@@ -495,7 +498,7 @@ class Trigger:
     # -- registry and installation (dispatched to the integration that owns ``model``) -------
     def register(self, *models: Any) -> contextlib.AbstractContextManager[None]:
         # The URI is built once: the pgid comes from it unless a subclass computes its own.
-        own_pgid = type(self).get_pgid is not Trigger.get_pgid
+        own_pgid = registry.computes_own_pgid(self)
         for model in models:
             uri = self.get_uri(model)
             pgid = self.get_pgid(model) if own_pgid else self._pgid_of_uri(uri, pgid_digits(model))
@@ -550,8 +553,30 @@ class Trigger:
         )
         return status
 
+    def allow_migrate(self, model: Any, database: str | None = None) -> bool:
+        """May this trigger be installed on ``model`` in ``database``? (Django: the routers'
+        ``allow_migrate`` on a PostgreSQL alias.) Override it to route a trigger yourself:
+        installation, ``ls`` (UNALLOWED) and the per-trigger methods all ask here."""
+        from pgtrigger import installation
+
+        return installation.allow_migrate(model, database=database)
+
+    def exec_sql(
+        self, sql: str, model: Any, database: str | None = None, fetchall: bool = False
+    ) -> Any:
+        """Run ``sql`` on ``database`` when ``allow_migrate`` says the trigger belongs there;
+        the rows when ``fetchall`` (django-pgtrigger's helper, kept for subclasses)."""
+        if not self.allow_migrate(model, database=database):
+            return None
+        from pgtrigger import installation
+
+        return installation.exec_sql(str(sql), database=database, fetchall=fetchall)
+
 
 _sqla_attach: Callable[[Trigger, Any], None] | None = None
+#: ``Trigger.get_pgid`` as defined here: the registry recomputes the pgid of triggers whose
+#: ``get_pgid`` is another (a subclass's, or a patched one) instead of trusting its cache.
+STANDARD_GET_PGID = Trigger.get_pgid
 
 
 class _cleanup_on_exit(contextlib.AbstractContextManager[None]):

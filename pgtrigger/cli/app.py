@@ -155,7 +155,9 @@ def create_engine(url: str) -> Any:
     # No native hstore: its lookup costs three round trips at connect, and pgtrigger never
     # reads hstore values.
     native_hstore_drivers = ("psycopg", "psycopg2", "psycopg2cffi")
-    options = {"use_native_hstore": False} if parsed.get_driver_name() in native_hstore_drivers else {}
+    options = (
+        {"use_native_hstore": False} if parsed.get_driver_name() in native_hstore_drivers else {}
+    )
     return sa.create_engine(parsed, pool_pre_ping=False, **options)
 
 

@@ -40,8 +40,24 @@ def _mirror_into_meta(model: Any, trigger: Trigger) -> None:
         meta.original_attrs["triggers"] = [*meta.original_attrs.get("triggers", []), trigger]
 
 
+def _remove_from_meta(model: Any, trigger: Trigger) -> None:
+    """``unregister()`` (or leaving ``with trigger.register(M)``) takes the trigger out of
+    Meta.triggers again, so ``makemigrations`` writes its RemoveTrigger."""
+    if not (isinstance(model, type) and issubclass(model, models.Model)):
+        return
+    if not settings.migrations():
+        return
+    model_cls: Any = model
+    meta: Any = model_cls._meta
+    for holder in (getattr(meta, "triggers", None), meta.original_attrs.get("triggers")):
+        if isinstance(holder, list) and trigger in holder:
+            holder.remove(trigger)
+
+
 if _mirror_into_meta not in registry.on_register:
     registry.on_register.append(_mirror_into_meta)
+if _remove_from_meta not in registry.on_unregister:
+    registry.on_unregister.append(_remove_from_meta)
 
 
 def patch_migrations() -> None:

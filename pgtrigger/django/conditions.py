@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from django.core.exceptions import FieldError
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.models.expressions import Col
 from django.db.models.fields.related import RelatedField
@@ -18,6 +19,10 @@ from django.db.models.sql.datastructures import BaseTable
 from pgtrigger import conditions, sqltext
 from pgtrigger.errors import CompileError
 from pgtrigger.table import TableDescription
+
+
+class ConditionFieldError(CompileError, FieldError):
+    """A condition names a field Django cannot resolve: also Django's ``FieldError``."""
 
 
 class RowF(models.F):
@@ -104,7 +109,9 @@ def compile_q(q: conditions.Q, table: TableDescription) -> str:
         )
     except CompileError:
         raise
-    except Exception as exc:  # FieldError, EmptyResultSet...: name what failed
+    except FieldError as exc:  # an unknown field: still Django's FieldError for its handlers
+        raise ConditionFieldError(f"condition {q!r}: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # EmptyResultSet...: name what failed
         raise CompileError(f"condition {q!r}: {type(exc).__name__}: {exc}") from None
     sql = sql.replace('"OLD"', "OLD").replace('"NEW"', "NEW")
     compiled: str = sql % tuple(_literal(p) for p in params)

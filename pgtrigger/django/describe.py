@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 
+from pgtrigger import registry
 from pgtrigger import table as core_table
 from pgtrigger.compiler import _split_table
 from pgtrigger.django import conditions, settings
+from pgtrigger.errors import UnknownFieldError
 from pgtrigger.table import FieldDescription, TableDescription
 
 
@@ -19,18 +22,38 @@ def _columns(field: Any) -> list[str]:
     return list(getattr(field, "columns", None) or [])
 
 
+class FieldNotFound(UnknownFieldError, FieldDoesNotExist):
+    """A trigger names a field the model lacks: also Django's ``FieldDoesNotExist``."""
+
+
+def _model_class(target: Any) -> Any:
+    """The model class of ``target``: a model, or an instance (django-pgtrigger's per-trigger
+    methods accept both); None for anything else."""
+    if isinstance(target, models.Model):
+        return type(target)
+    if isinstance(target, type) and issubclass(target, models.Model):
+        return target
+    return None
+
+
 def label_model(target: Any) -> str | None:
     """``app_label.ModelName``: a trigger's URI needs no description of the model."""
-    if not (isinstance(target, type) and issubclass(target, models.Model)):
+    model = _model_class(target)
+    if model is None:
         return None
-    model: Any = target
     return f"{model._meta.app_label}.{model._meta.object_name}"
 
 
+def table_key(target: Any) -> str | None:
+    """The table a model writes to: a proxy shares its concrete model's ``db_table``."""
+    model = _model_class(target)
+    return None if model is None else str(model._meta.db_table)
+
+
 def describe_model(target: Any) -> TableDescription | None:
-    if not (isinstance(target, type) and issubclass(target, models.Model)):
+    model = _model_class(target)
+    if model is None:
         return None
-    model: Any = target
     meta = model._meta
     db_table = meta.db_table
     schema, name = _split_table(db_table)
@@ -65,10 +88,13 @@ def describe_model(target: Any) -> TableDescription | None:
         ignore_func_schema=settings.schema(),
         legacy_name=db_table,
         meta=meta,
-        target=target,
+        target=model,
         q_compiler=conditions.compile_q,
         kind="view" if not meta.managed and getattr(meta, "is_view", False) else "table",
+        unknown_field_error=FieldNotFound,
     )
 
 
 core_table.register_describer(describe_model, label=label_model)
+if table_key not in registry.table_keys:
+    registry.table_keys.append(table_key)

@@ -10,11 +10,13 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connections, models, router, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, models, router, transaction
 
 from pgtrigger import engine, registry, runtime
 from pgtrigger.clauses import Timing
+from pgtrigger.compiler import _split_table
 from pgtrigger.django import settings
+from pgtrigger.errors import InstallationError
 
 LOGGER = logging.getLogger("pgtrigger")
 
@@ -46,6 +48,7 @@ def postgres_databases(databases: Sequence[str] | None = None) -> list[str]:
 
 
 def allow_migrate(model: Any, database: str | None = None) -> bool:
+    """The routers' ``allow_migrate`` for the concrete model, on PostgreSQL aliases only."""
     concrete = model._meta.concrete_model or model
     return is_postgres(database) and bool(
         router.allow_migrate(
@@ -61,20 +64,41 @@ def django_triggers(*uris: str) -> list[tuple[str, Any, Any]]:
     pairs = (
         [(uri, *registry.registered(uri)[0]) for uri in uris]
         if uris
-        else [(uri, model, trigger) for uri, model, trigger, _ in registry.items()]
+        else [
+            (uri, model, trigger)
+            for uri, (model, trigger) in zip(registry.uris(), registry.registered())
+        ]
     )
-    return [
-        (uri, model, trigger)
-        for uri, model, trigger in pairs
-        if isinstance(model, type) and issubclass(model, models.Model)
-    ]
+    return [(uri, model, trigger) for uri, model, trigger in pairs if _is_model(model)]
+
+
+def _is_model(model: Any) -> bool:
+    return isinstance(model, type) and issubclass(model, models.Model)
 
 
 def targets(*uris: str, database: str | None = None) -> list[engine.Target]:
+    """Compiled triggers; ``trigger.allow_migrate`` (which subclasses may override) decides
+    which ones belong in ``database`` (the others are UNALLOWED)."""
     return [
-        engine.Target(uri, trigger.compile(model), allowed=allow_migrate(model, database))
+        engine.Target(
+            uri, trigger.compile(model), allowed=trigger.allow_migrate(model, database=database)
+        )
         for uri, model, trigger in django_triggers(*uris)
     ]
+
+
+def declared(*uris: str, database: str | None = None) -> list[engine.Target]:
+    """What ``ls`` compares with the catalog, read as django-pgtrigger read it: the table from
+    ``db_table``, the pgid from ``get_pgid`` and only the hash from ``compile``."""
+    result = []
+    for uri, model, trigger in django_triggers(*uris):
+        schema, table = _split_table(model._meta.db_table)
+        allowed = trigger.allow_migrate(model, database=database)
+        identity = engine.Declared(
+            schema, table, trigger.get_pgid(model), trigger.compile(model).hash if allowed else ""
+        )
+        result.append(engine.Target(uri, identity, allowed=allowed))
+    return result
 
 
 def _run(database: str | None, work: Any, read_only: bool = False) -> Any:
@@ -88,10 +112,21 @@ def _run(database: str | None, work: Any, read_only: bool = False) -> Any:
 def ls(
     *uris: str, database: str | None = None, schemas: Sequence[str] | None = None
 ) -> list[engine.Status]:
-    declared = targets(*uris, database=database)
+    """Status of the triggers (all, then orphans, when no URI is given) in ``database``.
+
+    On an alias that is not PostgreSQL every trigger is UNALLOWED and nothing is queried.
+    """
+    wanted = declared(*uris, database=database)
+    if not is_postgres(database):
+        return [
+            engine.Status(
+                t.uri, None, t.compiled.table_name, t.compiled.pgid, engine.UNALLOWED, None, t
+            )
+            for t in wanted
+        ]
     rows: list[engine.Status] = _run(
         database,
-        lambda ex: engine.ls(ex, declared, schemas, not uris, registry.all_pgids()),
+        lambda ex: engine.ls(ex, wanted, schemas, not uris, registry.current_pgids()),
         read_only=True,
     )
     return rows
@@ -111,9 +146,6 @@ def _log(verb: str, rows: Sequence[engine.Status], database: str | None) -> None
 class Backend:
     """Registered with ``pgtrigger.installation`` when the Django app loads."""
 
-    def accepts(self, options: dict[str, Any]) -> bool:
-        return "bind" not in options
-
     def install(
         self,
         *uris: str,
@@ -122,23 +154,22 @@ class Backend:
         force: bool = False,
         prune: bool | None = None,
         lock_timeout: str | None = None,
-        **options: Any,
     ) -> list[engine.Status]:
         if not is_postgres(database):
             return []
         if prune is None:
             prune = not uris and settings.prune_on_install()
-        declared = targets(*uris, database=database)
+        wanted = targets(*uris, database=database)
         found: list[engine.Status] = _run(
             database,
             lambda ex: engine.install(
                 ex,
-                declared,
+                wanted,
                 schemas=schemas,
                 prune=bool(prune),
                 force=force,
                 lock_timeout=lock_timeout,
-                declared_pgids=registry.all_pgids(),
+                declared_pgids=registry.current_pgids(),
             ),
         )
         changed = [r for r in found if r.target and r.status in ("UNINSTALLED", "OUTDATED")]
@@ -151,21 +182,20 @@ class Backend:
         database: str | None = None,
         schemas: Sequence[str] | None = None,
         lock_timeout: str | None = None,
-        **options: Any,
     ) -> list[engine.Status]:
         if not is_postgres(database):
             return []
         prune = not uris and settings.prune_on_install()
-        declared = targets(*uris, database=database)
+        wanted = targets(*uris, database=database)
         found: list[engine.Status] = _run(
             database,
             lambda ex: engine.uninstall(
                 ex,
-                declared,
+                wanted,
                 schemas=schemas,
                 prune=prune,
                 lock_timeout=lock_timeout,
-                declared_pgids=registry.all_pgids(),
+                declared_pgids=registry.current_pgids(),
             ),
         )
         _log("Uninstalling", [r for r in found if r.installed], database)
@@ -180,33 +210,30 @@ class Backend:
     ) -> list[engine.Status]:
         if not is_postgres(database):
             return []
-        declared = targets(*uris, database=database)
+        wanted = targets(*uris, database=database)
         found: list[engine.Status] = _run(
-            database, lambda ex: engine.set_enabled(ex, declared, enabled, schemas=schemas)
+            database, lambda ex: engine.set_enabled(ex, wanted, enabled, schemas=schemas)
         )
         _log("Enabling" if enabled else "Disabling", [r for r in found if r.installed], database)
         return found
 
     def enable(
-        self,
-        *uris: str,
-        database: str | None = None,
-        schemas: Sequence[str] | None = None,
-        **options: Any,
+        self, *uris: str, database: str | None = None, schemas: Sequence[str] | None = None
     ) -> list[engine.Status]:
         return self._toggle(uris, True, database, schemas)
 
     def disable(
-        self,
-        *uris: str,
-        database: str | None = None,
-        schemas: Sequence[str] | None = None,
-        **options: Any,
+        self, *uris: str, database: str | None = None, schemas: Sequence[str] | None = None
     ) -> list[engine.Status]:
         return self._toggle(uris, False, database, schemas)
 
+    def ls(
+        self, *uris: str, database: str | None = None, schemas: Sequence[str] | None = None
+    ) -> list[engine.Status]:
+        return ls(*uris, database=database, schemas=schemas)
+
     def prunable(
-        self, database: str | None = None, schemas: Sequence[str] | None = None, **options: Any
+        self, *, database: str | None = None, schemas: Sequence[str] | None = None
     ) -> list[tuple[str, str, bool, str]]:
         """(table, trigger id, enabled, database) of orphans, as django-pgtrigger returned."""
         if not is_postgres(database):
@@ -216,24 +243,24 @@ class Backend:
         return [(r.table, r.pgid, bool(r.enabled), alias) for r in rows]
 
     def prune(
-        self, database: str | None = None, schemas: Sequence[str] | None = None, **options: Any
+        self, *, database: str | None = None, schemas: Sequence[str] | None = None
     ) -> list[engine.Status]:
         if not is_postgres(database):
             return []
-        declared = targets(database=database)
+        wanted = targets(database=database)
         found: list[engine.Status] = _run(
             database,
             lambda ex: engine.prune(
-                ex, declared, schemas=schemas, declared_pgids=registry.all_pgids()
+                ex, wanted, schemas=schemas, declared_pgids=registry.current_pgids()
             ),
         )
         _log("Pruning", found, database)
         return found
 
     def constraints(
-        self, timing: Timing, *uris: str, databases: Sequence[str] | None = None, **options: Any
+        self, timing: Timing, *uris: str, databases: Sequence[str] | None = None
     ) -> None:
-        pgids = runtime.deferrable_pgids(*uris)
+        pgids = runtime.deferrable_pgids(*uris, all_deferrable=True)
         sql = runtime.constraints_sql(timing, pgids)
         for database in postgres_databases(databases):
             connection = connections[database]
@@ -242,21 +269,38 @@ class Backend:
             with connection.cursor() as cursor:
                 cursor.execute(sql)
 
+    def allow_migrate(self, model: Any, database: str | None = None) -> bool:
+        return allow_migrate(_model_class(model), database)
+
+    def exec_sql(self, sql: str, database: str | None = None, fetchall: bool = False) -> Any:
+        if not is_postgres(database):
+            return None
+        with connections[database or DEFAULT_DB_ALIAS].cursor() as cursor:
+            cursor.execute(sql)
+            return cursor.fetchall() if fetchall else None
+
     # -- per-trigger calls (django-pgtrigger's Trigger.install(model) and friends) ------------
     def trigger_status(
         self, trigger: Any, model: Any, database: str | None = None
     ) -> tuple[str, bool | None]:
-        if not allow_migrate(model, database):
+        model = _model_class(model)
+        if not trigger.allow_migrate(model, database=database):
             return engine.UNALLOWED, None
-        uri = trigger.get_uri(model)
-        target = engine.Target(uri, trigger.compile(model))
-        row = _run(database, lambda ex: engine.ls(ex, [target], None, False))[0]
+        schema, table = _split_table(model._meta.db_table)
+        target = engine.Target(
+            trigger.get_uri(model),
+            engine.Declared(schema, table, trigger.get_pgid(model), trigger.compile(model).hash),
+        )
+        row = _run(database, lambda ex: engine.ls(ex, [target], None, False), read_only=True)[0]
         return row.status, row.enabled
 
     def trigger_action(
         self, action: str, trigger: Any, model: Any, database: str | None = None
     ) -> None:
-        if not allow_migrate(model, database):
+        """One trigger, one model: as django-pgtrigger, the database's own error reaches the
+        caller (``django.db.NotSupportedError`` and friends), not a wrapped one."""
+        model = _model_class(model)
+        if not trigger.allow_migrate(model, database=database):
             return
         target = [engine.Target(trigger.get_uri(model), trigger.compile(model))]
         work = {
@@ -265,4 +309,14 @@ class Backend:
             "enable": lambda ex: engine.set_enabled(ex, target, True),
             "disable": lambda ex: engine.set_enabled(ex, target, False),
         }[action]
-        _run(database, work)
+        try:
+            _run(database, work)
+        except InstallationError as exc:
+            if isinstance(exc.__cause__, DatabaseError):
+                raise exc.__cause__ from exc
+            raise
+
+
+def _model_class(model: Any) -> Any:
+    """django-pgtrigger's per-trigger methods accept a model instance as well as the class."""
+    return type(model) if isinstance(model, models.Model) else model

@@ -5,8 +5,9 @@ connection carries with the current context's and sends it only when they differ
 are always transaction-local, so they end with the transaction and never reach another client
 through a transaction-pooling proxy (pgbouncer):
 
-- inside ``transaction.atomic``, one ``set_config`` per transaction per change of state, in
-  the same round trip as the ``BEGIN`` on psycopg 3;
+- inside ``transaction.atomic``, one ``set_config`` per transaction per change of state: in
+  the same round trip as the ``BEGIN`` on psycopg 3, else in front of the next query itself
+  where the cursor allows it (as in autocommit, below), else as a statement of its own;
 - in autocommit (Django's default outside atomic blocks), a query that runs while the state is
   not the default carries it in its own query string when the cursor binds parameters on the
   client (Django's default, and psycopg2): ``SELECT set_config(...); <query>``, one simple
@@ -14,8 +15,8 @@ through a transaction-pooling proxy (pgbouncer):
   (server-side binding, named cursors, executemany) it runs in a short transaction of its own
   (``sending.ShortTransaction``): ``BEGIN; set_config(...)``, the query, ``COMMIT``.
 
-Inside transactions user SQL is never touched; in autocommit only the prefix above is added,
-and only where the driver sends the query as one simple query.
+User SQL is never touched but for the prefix above, and only where the driver sends the query
+as one simple query and no other execute wrapper is active.
 """
 
 from __future__ import annotations
@@ -96,7 +97,11 @@ def _in_own_transaction(
             sending.send_state(dbapi, "format", state, carried=None)
         return execute(sql, params, many, context)
     dbapi_cursor = context["cursor"].cursor
-    if status == _IDLE and sending.inline_prefix(dbapi_cursor, sql, params, many):
+    if (
+        status == _IDLE
+        and connection.execute_wrappers[-1] is _wrapper  # no other wrapper sees our prefix
+        and sending.inline_prefix(dbapi_cursor, sql, params, many)
+    ):
         inlined = sending.with_inline_state(state, sql)
         if inlined is not None:  # one simple query, one implicit transaction: no round trip
             result = execute(inlined, params, many, context)
@@ -118,6 +123,33 @@ def _in_own_transaction(
     return result
 
 
+def _inline_in_transaction(
+    connection: Any, state: runtime.State, sql: Any, params: Any, many: bool, context: Any
+) -> Any:
+    """The query carrying the state change itself, ``SELECT set_config(...); <query>``, when
+    the transaction must change state and no cheaper way exists; else None.
+
+    Cheaper: none needed, or psycopg 3 opening the transaction (the state rides with its
+    ``BEGIN``). Only where ``sending.inline_prefix`` allows, and only when no other execute
+    wrapper would see our prefix in place of the query it expects.
+    """
+    dbapi = connection.connection
+    carried = _carried(connection)
+    status = sending.transaction_status(dbapi)
+    if status == _IDLE:
+        carried.local = None
+    effective = carried.local if carried.local is not None else runtime.DEFAULT
+    if effective == state or status == _INERROR:
+        return None
+    if status == _IDLE and sending.can_begin_with_state(dbapi):
+        return None
+    if connection.execute_wrappers[-1] is not _wrapper:
+        return None
+    if not sending.inline_prefix(context["cursor"].cursor, sql, params, many):
+        return None
+    return sending.with_inline_state(state, sql, carried.local)
+
+
 def _wrapper(execute: Any, sql: Any, params: Any, many: bool, context: dict[str, Any]) -> Any:
     connection = context["connection"]
     state = runtime.current()
@@ -128,6 +160,16 @@ def _wrapper(execute: Any, sql: Any, params: Any, many: bool, context: dict[str,
     carried = _peek(connection)
     if carried is None and state.is_default:
         return execute(sql, params, many, context)
+    inlined = _inline_in_transaction(connection, state, sql, params, many, context)
+    if inlined is not None:  # no round trip of ours: the query carries the change
+        try:
+            result = execute(inlined, params, many, context)
+        except BaseException:
+            _carried(connection).local = _UNKNOWN  # set_config may or may not have run
+            raise
+        sending.skip_to_last_result(context["cursor"].cursor)
+        _carried(connection).local = state
+        return result
     ensure(connection, state)
     result = execute(sql, params, many, context)
     if isinstance(sql, str) and sql.lstrip()[:20].upper().startswith("ROLLBACK TO SAVEPOINT"):
@@ -136,8 +178,17 @@ def _wrapper(execute: Any, sql: Any, params: Any, many: bool, context: dict[str,
 
 
 def install_wrapper(connection: Any, **kwargs: Any) -> None:
+    """Put our wrapper at the bottom of the connection's wrapper stack (outermost).
+
+    Other libraries push and pop their own with ``connection.execute_wrapper()``, and Django
+    pops the *last* one when such a block ends: appended after theirs (a connection opened
+    inside ``pghistory.context()``), ours would be popped in their place, leaving theirs on
+    forever. Outermost, ours never sits on top of one still active; and since a wrapper
+    below us would see the SQL we pass on, we inline the state in a query only when no other
+    wrapper is active (else a short transaction carries it, leaving their SQL untouched).
+    """
     if connection.vendor == "postgresql" and _wrapper not in connection.execute_wrappers:
-        connection.execute_wrappers.append(_wrapper)
+        connection.execute_wrappers.insert(0, _wrapper)
 
 
 def setup() -> None:

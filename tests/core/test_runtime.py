@@ -51,7 +51,7 @@ def test_ignore_all_and_sql() -> None:
             DEFERRED.get_pgid(make_table()),
         }
         sql = runtime.apply_sql(state)
-        assert sql.startswith("SELECT set_config('pgtrigger.ignore', '{\"pgtrigger_")
+        assert sql.startswith("SELECT set_config('pgtrigger.ignore', '{pgtrigger_")
     assert runtime.apply_sql(runtime.State()) == "SELECT set_config('pgtrigger.ignore', '{}', true)"
     with pgtrigger.schema('we"ird'):
         assert "set_config('search_path', '\"we\"\"ird\"', true)" in runtime.apply_sql(

@@ -16,18 +16,19 @@ from django.db import DatabaseError, connections, transaction
 
 T = TypeVar("T")
 
-#: One ``manage.py pgtrigger ls`` line: ``STATUS ENABLED uri`` (columns padded to align).
+#: One ``manage.py pgtrigger ls`` line, colours taken out: ``STATUS ENABLED uri`` (columns
+#: padded to align), as django-pgtrigger prints it.
 LS_LINE = re.compile(
     r"^(?P<status>INSTALLED|OUTDATED|UNINSTALLED|PRUNE|UNALLOWED) +"
-    r"(?P<enabled>ENABLED|DISABLED|N/A) +(?P<uri>\S+)(?: \((?P<schema>[^)]+)\))?$"
+    r"(?P<enabled>ENABLED|DISABLED|N/A) +(?P<uri>\S+)$"
 )
+COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class LsLine(NamedTuple):
     status: str
     enabled: str
     uri: str
-    schema: str | None
 
 
 def manage(*args: str) -> str:
@@ -39,16 +40,30 @@ def manage(*args: str) -> str:
 
 def ls(*args: str) -> dict[str, LsLine]:
     """``manage.py pgtrigger ls ARGS``, parsed (every line must match the documented format)."""
-    lines = manage("pgtrigger", "ls", *args).splitlines()
+    lines = COLOUR.sub("", manage("pgtrigger", "ls", *args)).splitlines()
     parsed = {}
     for line in lines:
         match = LS_LINE.match(line)
         assert match, f"unexpected ls line: {line!r}"
         row = LsLine(**match.groupdict())
-        key = row.uri if row.schema is None else f"{row.uri}@{row.schema}"
-        assert key not in parsed, f"duplicate ls line: {line!r}"
-        parsed[key] = row
+        assert row.uri not in parsed, f"duplicate ls line: {line!r}"
+        parsed[row.uri] = row
     return parsed
+
+
+def schema_statuses(*uris: str, schemas: list[str]) -> dict[str, tuple[str, str]]:
+    """``{uri@schema: (status, enabled)}`` from ``pgtrigger.ls(schemas=...)``: one row per
+    schema holding the table (``manage.py pgtrigger ls`` prints bare URIs, as upstream)."""
+    import pgtrigger
+
+    enabled = {True: "ENABLED", False: "DISABLED", None: "N/A"}
+    return {
+        f"{row.uri or f'{row.table}:{row.pgid}'}@{row.schema}": (
+            row.status,
+            enabled[None if row.status in ("UNINSTALLED", "UNALLOWED") else row.enabled],
+        )
+        for row in pgtrigger.ls(*uris, schemas=schemas)
+    }
 
 
 def statuses(*args: str) -> dict[str, tuple[str, str]]:

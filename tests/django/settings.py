@@ -52,6 +52,8 @@ def _database(name: str) -> dict[str, object]:
 DATABASES = {
     "default": _database("pgtrigger_django_dev"),
     "other": _database("pgtrigger_django_dev_other"),
+    # Not PostgreSQL: every trigger is UNALLOWED there, and nothing is installed or queried.
+    "sqlite": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
 }
 
 #: ``otherapp`` lives on "other" only, every other app on "default" only.

@@ -18,6 +18,7 @@ from tests.django.helpers import (
     ls,
     manage,
     scalar,
+    schema_statuses,
     statuses,
 )
 from tests.django.otherapp.models import OtherItem
@@ -68,12 +69,21 @@ def test_ls_after_migrate() -> None:
 
 
 def test_ls_line_format() -> None:
-    """``STATUS ENABLED uri``, columns padded to the widest value, no colours off a terminal."""
+    """django-pgtrigger's lines: coloured status words always, columns padded to the widest
+    (coloured) value, bare URIs."""
     lines = manage("pgtrigger", "ls", ROWS, OTHER).splitlines()
     assert lines == [
-        f"INSTALLED ENABLED {ROWS}",
-        f"UNALLOWED N/A     {OTHER}",
+        f"\x1b[92mINSTALLED\x1b[0m \x1b[92mENABLED\x1b[0m {ROWS}",
+        f"\x1b[94mUNALLOWED\x1b[0m \x1b[94mN/A\x1b[0m     {OTHER}",
     ]
+    with_schema = manage("pgtrigger", "ls", "-s", "public", ROWS).splitlines()
+    assert with_schema == [f"\x1b[92mINSTALLED\x1b[0m \x1b[92mENABLED\x1b[0m {ROWS}"]
+
+
+def test_ls_on_a_database_that_is_not_postgres_says_unallowed() -> None:
+    """``-d sqlite``: every trigger UNALLOWED, and no catalog query there."""
+    rows = ls("-d", "sqlite")
+    assert rows and {(r.status, r.enabled) for r in rows.values()} == {("UNALLOWED", "N/A")}
 
 
 def test_ls_unknown_uri() -> None:
@@ -255,15 +265,15 @@ def test_schemas() -> None:
     make_tenant("tenant_a")
     make_tenant("tenant_b")
     at = f"{SCHEMA_ITEM}@"
-    assert statuses("-s", "tenant_a", SCHEMA_ITEM) == {at + "tenant_a": ("UNINSTALLED", "N/A")}
+    assert statuses("-s", "tenant_a", SCHEMA_ITEM) == {SCHEMA_ITEM: ("UNINSTALLED", "N/A")}
     manage("pgtrigger", "install", "-s", "tenant_a", SCHEMA_ITEM)
-    assert statuses("-s", "tenant_a", "-s", "tenant_b", "-s", "public", SCHEMA_ITEM) == {
+    every = ["tenant_a", "tenant_b", "public"]
+    assert schema_statuses(SCHEMA_ITEM, schemas=every) == {
         at + "tenant_a": ("INSTALLED", "ENABLED"),
         at + "tenant_b": ("UNINSTALLED", "N/A"),
         at + "public": ("INSTALLED", "ENABLED"),
     }
-    line = manage("pgtrigger", "ls", "-s", "tenant_a", SCHEMA_ITEM).strip()
-    assert line == f"INSTALLED ENABLED {SCHEMA_ITEM} (tenant_a)"
+    assert statuses("-s", "tenant_a", SCHEMA_ITEM) == {SCHEMA_ITEM: ("INSTALLED", "ENABLED")}
 
     with pgtrigger.schema("tenant_a"):
         models.SchemaItem.objects.create()
@@ -278,7 +288,7 @@ def test_schemas() -> None:
 
     # Every trigger, wherever its table is on these schemas.
     manage("pgtrigger", "install", "-s", "tenant_b", "-s", "public")
-    rows = statuses("-s", "tenant_a", "-s", "tenant_b", "-s", "public")
+    rows = schema_statuses(schemas=every)
     assert rows[at + "tenant_b"] == ("INSTALLED", "ENABLED")
     assert {v for k, v in rows.items() if k.endswith("@public")} == {("INSTALLED", "ENABLED")}
     with pgtrigger.schema("tenant_b"):
@@ -287,7 +297,7 @@ def test_schemas() -> None:
 
     manage("pgtrigger", "disable", "-s", "tenant_a", SCHEMA_ITEM)
     manage("pgtrigger", "uninstall", "-s", "tenant_b", SCHEMA_ITEM)
-    assert statuses("-s", "tenant_a", "-s", "tenant_b", "-s", "public", SCHEMA_ITEM) == {
+    assert schema_statuses(SCHEMA_ITEM, schemas=every) == {
         at + "tenant_a": ("INSTALLED", "DISABLED"),
         at + "tenant_b": ("UNINSTALLED", "N/A"),
         at + "public": ("INSTALLED", "ENABLED"),
@@ -301,7 +311,7 @@ def test_prune_per_schema() -> None:
     assert [p[1] for p in pgtrigger.prunable()] == ["pgtrigger_orphan_public"]
     assert [p[1] for p in pgtrigger.prunable(schemas=["tenant_a"])] == ["pgtrigger_orphan_tenant"]
     rows = ls("-s", "tenant_a")
-    assert rows["testapp_schemaitem:pgtrigger_orphan_tenant@tenant_a"].status == "PRUNE"
+    assert rows["testapp_schemaitem:pgtrigger_orphan_tenant"].status == "PRUNE"
     manage("pgtrigger", "prune", "-s", "tenant_a")
     assert pgtrigger.prunable(schemas=["tenant_a"]) == []
     assert [p[1] for p in pgtrigger.prunable()] == ["pgtrigger_orphan_public"]

@@ -120,8 +120,12 @@ def test_deferrable_trigger_and_constraints() -> None:
         # django-pgtrigger.)
         pgtrigger.constraints(pgtrigger.Immediate, uri, databases=["default"])
     with transaction.atomic():
-        # Every deferrable trigger, on "default" (their tables are not on "other").
-        pgtrigger.constraints(pgtrigger.Immediate, databases=["default"])
+        # django-pgtrigger's rule: with no URI every registered trigger must be deferrable.
+        with pytest.raises(
+            ValueError, match=r"Trigger \S+ on model testapp\.\w+ is not deferrable"
+        ):
+            pgtrigger.constraints(pgtrigger.Immediate, databases=["default"])
+        pgtrigger.constraints(pgtrigger.Immediate, uri, databases=["default"])
         with blocked("negative budget"):
             models.Budget.objects.create(amount=-2)
         pgtrigger.constraints(pgtrigger.Deferred, uri, databases=["default"])

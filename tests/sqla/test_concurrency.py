@@ -122,7 +122,7 @@ def test_threads(module_database: Any, reset: Engine, driver: str, isolation: st
 def _check(seen: dict[tuple[int, int], tuple[Any, ...]]) -> None:
     """Every (worker, round) saw its own state on the server and its own outcome."""
     assert len(seen) == WORKERS * ROUNDS
-    ignored_value = f'{{"{pgtrigger.registry.pgid_of(URI)}"}}'
+    ignored_value = f"{{{pgtrigger.registry.pgid_of(URI)}}}"
     refused = f"{CANNOT_UPDATE} {P}counter table"
     wrong = {
         key: observed

@@ -65,7 +65,7 @@ DUPLICATE = insert(Item).values(id=1)
 
 
 def ignored_value() -> str:
-    return f'{{"{pgtrigger.registry.pgid_of(URI)}"}}'
+    return f"{{{pgtrigger.registry.pgid_of(URI)}}}"
 
 
 @pytest.fixture(scope="module")

@@ -104,9 +104,7 @@ ADD_ONE = update(Post).values(qty=Post.qty + 1)
 
 def pgids(*uris: str) -> str:
     """The ``pgtrigger.ignore`` value while ``uris`` are ignored."""
-    return (
-        "{" + ",".join(f'"{p}"' for p in sorted(pgtrigger.registry.pgid_of(u) for u in uris)) + "}"
-    )
+    return "{" + ",".join(sorted(pgtrigger.registry.pgid_of(u) for u in uris)) + "}"
 
 
 @pytest.fixture(scope="module")

@@ -1,20 +1,22 @@
-"""``python manage.py pgtrigger ls|install|uninstall|enable|disable|prune``.
+"""``python manage.py pgtrigger ls|install|uninstall|enable|disable|prune|sql|check``.
 
-Same subcommands, options, statuses and line format as django-pgtrigger; one catalog query
-and one transaction per database, on the shared engine.
+The first six are django-pgtrigger's: same options, statuses, colours and line format, and
+the same method names (``Command.ls`` ...), which projects subclass. One catalog query and one
+transaction per database, on the shared engine. ``sql`` and ``check`` are the standalone
+CLI's. A URI that names no trigger is one line on stderr (a ``CommandError``), no traceback.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import sys
+from collections.abc import Sequence
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from pgtrigger import engine, installation
 from pgtrigger.django import installation as django_installation
+from pgtrigger.errors import UnknownTriggerError
 
 STATUS_COLOURS = {
     engine.UNINSTALLED: "91",
@@ -24,6 +26,21 @@ STATUS_COLOURS = {
     engine.UNALLOWED: "94",
 }
 ENABLED_TEXT = {True: ("ENABLED", "92"), False: ("DISABLED", "91"), None: ("N/A", "94")}
+HELPS = {
+    "ls": "List triggers and their installation state.",
+    "install": "Install triggers.",
+    "uninstall": "Uninstall triggers.",
+    "enable": "Enable triggers.",
+    "disable": "Disable triggers.",
+    "prune": "Prune installed triggers that are no longer in the codebase.",
+    "sql": "Print the SQL that installs (or --uninstall removes) triggers; touches no database.",
+    "check": "Exit 1 if a trigger is not installed and enabled, or an orphan is left to prune.",
+}
+
+
+class UnknownURIError(CommandError, UnknownTriggerError):
+    """A URI naming no trigger: one line from ``manage.py``, still a ``KeyError`` (as
+    django-pgtrigger raised) for code calling the command."""
 
 
 def _setup_logging() -> None:
@@ -33,55 +50,103 @@ def _setup_logging() -> None:
         installation.LOGGER.setLevel(logging.INFO)
 
 
+def _paint(text: str, colour: str) -> str:
+    """Coloured always, as django-pgtrigger prints (scripts match on these lines)."""
+    return f"\033[{colour}m{text}\033[0m"
+
+
 class Command(BaseCommand):
     help = "Core django-pgtrigger subcommands."
 
     def add_arguments(self, parser: CommandParser) -> None:
         subparsers = parser.add_subparsers(title="sub-commands", required=True)
-        helps = {
-            "ls": "List triggers and their installation state.",
-            "install": "Install triggers.",
-            "uninstall": "Uninstall triggers.",
-            "enable": "Enable triggers.",
-            "disable": "Disable triggers.",
-            "prune": "Prune installed triggers that are no longer in the codebase.",
-        }
-        for name, text in helps.items():
+        for name, text in HELPS.items():
             sub = subparsers.add_parser(name, help=text)
             if name != "prune":
                 sub.add_argument("uris", nargs="*", type=str)
-            sub.add_argument("-d", "--database", help="The database")
-            sub.add_argument(
-                "-s", "--schema", action="append", help="Set the search path to this schema"
-            )
-            sub.set_defaults(method=getattr(self, f"cmd_{name}"))
+            if name != "sql":
+                sub.add_argument("-d", "--database", help="The database")
+                sub.add_argument(
+                    "-s", "--schema", action="append", help="Set the search path to this schema"
+                )
+            if name == "sql":
+                sub.add_argument("--uninstall", action="store_true", help="Print uninstall SQL")
+                sub.add_argument("--template", choices=("v1", "v2"), help="Install template")
+            sub.set_defaults(method=getattr(self, name))
 
     def handle(self, *args: Any, method: Any, **options: Any) -> None:
-        method(
-            uris=options.get("uris") or [],
-            database=options["database"],
-            schemas=options["schema"] or None,
+        try:
+            method(*args, **options)
+        except UnknownTriggerError as exc:
+            raise UnknownURIError(str(exc)) from None
+
+    # -- django-pgtrigger's subcommands -----------------------------------------------------
+    def ls(self, *args: Any, **options: Any) -> None:
+        rows = django_installation.ls(
+            *options.get("uris", ()), database=options.get("database"), schemas=_schemas(options)
+        )
+        self._print_statuses(rows)
+
+    def install(self, *args: Any, **options: Any) -> None:
+        _setup_logging()
+        installation.install(
+            *options.get("uris", ()), database=options.get("database"), schemas=_schemas(options)
         )
 
-    def _paint(self, text: str, colour: str) -> str:
-        if os.environ.get("NO_COLOR") or not getattr(sys.stdout, "isatty", lambda: False)():
-            return text
-        return f"\033[{colour}m{text}\033[0m"
+    def uninstall(self, *args: Any, **options: Any) -> None:
+        _setup_logging()
+        installation.uninstall(
+            *options.get("uris", ()), database=options.get("database"), schemas=_schemas(options)
+        )
 
-    def cmd_ls(self, uris: list[str], database: str | None, schemas: list[str] | None) -> None:
-        rows = django_installation.ls(*uris, database=database, schemas=schemas)
+    def enable(self, *args: Any, **options: Any) -> None:
+        _setup_logging()
+        installation.enable(
+            *options.get("uris", ()), database=options.get("database"), schemas=_schemas(options)
+        )
+
+    def disable(self, *args: Any, **options: Any) -> None:
+        _setup_logging()
+        installation.disable(
+            *options.get("uris", ()), database=options.get("database"), schemas=_schemas(options)
+        )
+
+    def prune(self, *args: Any, **options: Any) -> None:
+        _setup_logging()
+        installation.prune(database=options.get("database"), schemas=_schemas(options))
+
+    # -- the standalone CLI's ---------------------------------------------------------------
+    def sql(self, *args: Any, **options: Any) -> None:
+        for uri, model, trigger in django_installation.django_triggers(*options.get("uris", ())):
+            compiled = trigger.compile(model, options.get("template"))
+            text = compiled.uninstall_sql if options.get("uninstall") else compiled.install_sql
+            self.stdout.write(f"-- {uri}\n{text.strip()}")
+
+    def check(self, *args: Any, **options: Any) -> None:
+        rows = django_installation.ls(
+            *options.get("uris", ()), database=options.get("database"), schemas=_schemas(options)
+        )
+        drift = [
+            row
+            for row in rows
+            if row.status != engine.UNALLOWED
+            and (row.status != engine.INSTALLED or row.enabled is False)
+        ]
+        if drift:
+            self._print_statuses(drift)
+            raise CommandError(f"{len(drift)} trigger(s) differ from the code")
+        self.stdout.write(f"ok: {len(rows)} trigger(s) installed and enabled, nothing to prune")
+
+    def _print_statuses(self, rows: Sequence[engine.Status]) -> None:
         formatted = []
         for row in rows:
             shown = None if row.status in (engine.UNINSTALLED, engine.UNALLOWED) else row.enabled
             text, colour = ENABLED_TEXT[shown]
-            uri = row.uri or f"{row.table}:{row.pgid}"
-            if schemas and row.schema:
-                uri = f"{uri} ({row.schema})"
             formatted.append(
                 (
-                    self._paint(row.status, STATUS_COLOURS[row.status]),
-                    self._paint(text, colour),
-                    uri,
+                    _paint(row.status, STATUS_COLOURS[row.status]),
+                    _paint(text, colour),
+                    row.uri or f"{row.table}:{row.pgid}",
                 )
             )
         if not formatted:
@@ -91,24 +156,6 @@ class Command(BaseCommand):
         for status, enabled, uri in formatted:
             self.stdout.write(f"{status:<{status_width}} {enabled:<{enabled_width}} {uri}")
 
-    def cmd_install(self, uris: list[str], database: str | None, schemas: list[str] | None) -> None:
-        _setup_logging()
-        installation.install(*uris, database=database, schemas=schemas)
 
-    def cmd_uninstall(
-        self, uris: list[str], database: str | None, schemas: list[str] | None
-    ) -> None:
-        _setup_logging()
-        installation.uninstall(*uris, database=database, schemas=schemas)
-
-    def cmd_enable(self, uris: list[str], database: str | None, schemas: list[str] | None) -> None:
-        _setup_logging()
-        installation.enable(*uris, database=database, schemas=schemas)
-
-    def cmd_disable(self, uris: list[str], database: str | None, schemas: list[str] | None) -> None:
-        _setup_logging()
-        installation.disable(*uris, database=database, schemas=schemas)
-
-    def cmd_prune(self, uris: list[str], database: str | None, schemas: list[str] | None) -> None:
-        _setup_logging()
-        installation.prune(database=database, schemas=schemas)
+def _schemas(options: dict[str, Any]) -> list[str] | None:
+    return options.get("schema") or None
