@@ -62,15 +62,29 @@ def install_as_superuser(roles: Roles, trigger: pgtrigger.Trigger, template: str
         conn.commit()
 
 
-@pytest.mark.parametrize("template", ["v1", "v2"])
+#: (template, options) of every variant the adoption guard must cover.
+VARIANTS = {
+    "v1": ("v1", {}),
+    "v2": ("v2", {}),
+    "v2-ignorable_false": ("v2", {"ignorable": False}),
+    "v2-ignorable_by": ("v2", {"ignorable_by": "trusted"}),
+    "v2-search_path": ("v2", {"search_path": ["pg_catalog", "public"]}),
+}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
 def test_a_superusers_install_refuses_a_pre_created_trigger_function(
-    roles: Roles, template: str
+    roles: Roles, variant: str
 ) -> None:
+    template, options = VARIANTS[variant]
+    if "ignorable_by" in options:
+        options = {"ignorable_by": roles.trusted}
+    trigger = pgtrigger.SoftDelete(name="soft", field="is_active", **options)  # type: ignore[arg-type]
     world.build(roles, traps=False)
-    pgid = soft_delete().get_pgid(world.post_table(template))
+    pgid = trigger.get_pgid(world.post_table(template))
     plant(roles, f"{pgid}()")
     with pytest.raises(InstallationError) as failure:
-        install_as_superuser(roles, soft_delete(), template)
+        install_as_superuser(roles, trigger, template)
     message = str(failure.value)
     assert 'trigger "post:soft" on table "public.post"' in message
     assert f'{pgid}() is owned by role "{roles.attacker}"' in message  # (qualified or not)
