@@ -10,6 +10,7 @@ their text. Never edit a released template; add a new version instead.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import hashlib
 import re
 from collections.abc import Sequence
@@ -135,59 +136,81 @@ def split_comment(comment: str | None) -> tuple[str | None, str | None]:
     return fingerprint, (digest or None) if sep else None
 
 
-def adoption_guard(
-    table: str, pgid: str, helper: str | None = None, role: str | None = None
-) -> str:
-    """A statement that fails unless the trigger's function (and v1's ``helper``) is owned by
-    a role that may create triggers on ``table`` itself.
+@dataclasses.dataclass(frozen=True)
+class Guarded:
+    """What the adoption guard checks for one installed trigger (see ``adoption_guard``)."""
+
+    #: The table as the install names it (qualified, or resolved on the caller's path).
+    table: str
+    pgid: str
+    #: v1's shared ignore function (``"public"._pgtrigger_should_ignore``), if it calls one.
+    helper: str | None = None
+    #: The ``ignorable_by`` role, which must exist.
+    role: str | None = None
+
+
+def adoption_guard(guarded: Sequence[Guarded]) -> str:
+    """One statement that fails unless every trigger's function (and v1's helper) is owned by a
+    role that may create triggers on that table itself, and every ``ignorable_by`` role exists.
 
     Runs after the install, in its transaction: ``CREATE OR REPLACE FUNCTION`` keeps the
     owner of a function someone created first under our name, so without this an install
     by a superuser would hand its trigger to that role. Failing rolls the install back.
-    Every name is qualified: it runs under whatever search path the caller has.
+    Every name is qualified: it runs under whatever search path the caller has. One statement
+    for a whole batch: the engine checks every trigger it installs at once.
     """
     eq = "OPERATOR(pg_catalog.=)"
-    table_oid = f"{sqltext.string(table)}::pg_catalog.regclass"
-    found = (
-        "SELECT p.oid::pg_catalog.regprocedure::pg_catalog.text AS function,"
-        " pg_catalog.pg_get_userbyid(p.proowner)::pg_catalog.text AS owner"
-        f" FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid {eq} t.tgfoid"
-        f" WHERE t.tgrelid {eq} {table_oid} AND t.tgname {eq} {sqltext.string(pgid)}"
-        " AND NOT pg_catalog.has_table_privilege(p.proowner, t.tgrelid, 'TRIGGER')"
-    )
-    if helper is not None:
-        found += (
-            " UNION ALL SELECT p.oid::pg_catalog.regprocedure::pg_catalog.text,"
-            " pg_catalog.pg_get_userbyid(p.proowner)::pg_catalog.text"
-            f" FROM pg_catalog.pg_proc p WHERE p.oid {eq}"
-            f" pg_catalog.to_regprocedure({sqltext.string(helper + '(pg_catalog.name)')})"
-            f" AND NOT pg_catalog.has_table_privilege(p.proowner, {table_oid}, 'TRIGGER')"
+
+    def text(value: str | None) -> str:
+        return (
+            "NULL::pg_catalog.text"
+            if value is None
+            else f"{sqltext.string(value)}::pg_catalog.text"
         )
-    message = sqltext.string(
+
+    rows = ",\n            ".join(
+        f"({text(g.table)}, {text(g.pgid)}, {text(g.helper)}, {text(g.role)})" for g in guarded
+    )
+    # ignorable_by names a role by name (a stored expression cannot hold a role's OID): one
+    # that does not exist fails the install rather than every later ignore attempt.
+    missing_role = (
+        "SELECT v.pgid, v.tbl, v.role FROM v WHERE v.role IS NOT NULL AND NOT EXISTS"
+        f" (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname {eq} v.role::pg_catalog.name)"
+    )
+    foreign_owner = (
+        "SELECT v.pgid, v.tbl, p.oid::pg_catalog.regprocedure::pg_catalog.text AS function,"
+        " pg_catalog.pg_get_userbyid(p.proowner)::pg_catalog.text AS owner"
+        " FROM v JOIN pg_catalog.pg_trigger t"
+        f" ON t.tgrelid {eq} v.tbl::pg_catalog.regclass AND t.tgname {eq} v.pgid::pg_catalog.name"
+        f" JOIN pg_catalog.pg_proc p ON p.oid {eq} t.tgfoid"
+        " WHERE NOT pg_catalog.has_table_privilege(p.proowner, t.tgrelid, 'TRIGGER')"
+        " UNION ALL SELECT v.pgid, v.tbl, p.oid::pg_catalog.regprocedure::pg_catalog.text,"
+        " pg_catalog.pg_get_userbyid(p.proowner)::pg_catalog.text"
+        " FROM v JOIN pg_catalog.pg_proc p ON p.oid"
+        f" {eq} pg_catalog.to_regprocedure(v.helper OPERATOR(pg_catalog.||) '(pg_catalog.name)')"
+        " WHERE NOT pg_catalog.has_table_privilege(p.proowner, v.tbl::pg_catalog.regclass,"
+        " 'TRIGGER')"
+    )
+    refuse = sqltext.string(
         'pgtrigger: refusing to install trigger "%" on table %: function % is owned by role'
         ' "%", which may not create triggers on that table (it was created before the install,'
         " by someone else): drop it, or make the table's owner its owner, and install again"
     )
-    check_role = ""
-    if role is not None:
-        # ignorable_by names a role by name (a stored expression cannot hold a role's OID):
-        # one that does not exist fails the install rather than every ignore attempt.
-        check_role = (
-            "    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles"
-            f" WHERE rolname {eq} {sqltext.string(role)}::pg_catalog.name) THEN\n"
-            '        RAISE EXCEPTION \'pgtrigger: trigger "%" on table %: ignorable_by role "%"'
-            f" does not exist', {sqltext.string(pgid)}, {table_oid}, {sqltext.string(role)}\n"
-            "            USING ERRCODE = 'undefined_object';\n"
-            "    END IF;\n"
-        )
     body = (
-        "DECLARE\n    _function pg_catalog.text;\n    _owner pg_catalog.text;\nBEGIN\n"
-        f"{check_role}"
-        "    SELECT found.function, found.owner INTO _function, _owner\n"
-        f"      FROM ({found}) AS found LIMIT 1;\n"
-        "    IF _function IS NOT NULL THEN\n"
-        f"        RAISE EXCEPTION {message}, {sqltext.string(pgid)}, {table_oid}, _function,"
-        " _owner\n            USING ERRCODE = 'insufficient_privilege';\n"
+        "DECLARE\n    _found record;\nBEGIN\n"
+        f"    WITH v(tbl, pgid, helper, role) AS (VALUES\n            {rows})\n"
+        f"    {missing_role} LIMIT 1 INTO _found;\n"
+        "    IF _found IS NOT NULL THEN\n"
+        '        RAISE EXCEPTION \'pgtrigger: trigger "%" on table %: ignorable_by role "%"'
+        " does not exist', _found.pgid, _found.tbl, _found.role\n"
+        "            USING ERRCODE = 'undefined_object';\n"
+        "    END IF;\n"
+        f"    WITH v(tbl, pgid, helper, role) AS (VALUES\n            {rows})\n"
+        f"    {foreign_owner} LIMIT 1 INTO _found;\n"
+        "    IF _found IS NOT NULL THEN\n"
+        f"        RAISE EXCEPTION {refuse}, _found.pgid, _found.tbl::pg_catalog.regclass,"
+        " _found.function, _found.owner\n"
+        "            USING ERRCODE = 'insufficient_privilege';\n"
         "    END IF;\nEND;"
     )
     return f"DO {sqltext.dollar_quote(body)};"
@@ -325,15 +348,24 @@ class UpsertTriggerSql(collections.UserString):
             return None
         return parsed.group(1).replace('""', '"') if parsed.group(2) is None else None
 
-    def guarded_sql(self, server_version: int | None = None, schema: str | None = None) -> str:
-        """The template's SQL, then the check that no other role owns what it replaced.
+    def guarded(self, schema: str | None = None) -> Guarded:
+        """What the adoption guard checks for this trigger (``schema``: where its table was
+        found, to name it whatever the search path)."""
+        if schema is None or self.schema:
+            return Guarded(self.quoted_table, self.pgid, self.helper)
+        return Guarded(sqltext.qualified(schema, self.table_name), self.pgid, self.helper)
+
+    def guarded_sql(
+        self, server_version: int | None = None, schema: str | None = None, *, guard: bool = True
+    ) -> str:
+        """The template's SQL, then (``guard``) the check that no other role owns what it
+        replaced.
 
         v1's names are unqualified: the caller picks the search path (the engine puts the
         table's schema on it, alone with ``pg_temp``).
         """
-        return (
-            f"{self.data.rstrip()}\n{adoption_guard(self.quoted_table, self.pgid, self.helper)}\n"
-        )
+        sql = f"{self.data.rstrip()}\n"
+        return f"{sql}{adoption_guard([self.guarded()])}\n" if guard else sql
 
     def install_sql_for(
         self, server_version: int | None = None, *, schema: str | None = None
@@ -557,17 +589,23 @@ class UpsertTriggerSqlV2(collections.UserString):
         """The schema-qualified trigger function, or None when a built-in function runs."""
         return self._function(self.schema)
 
-    def guarded_sql(self, server_version: int | None = None, schema: str | None = None) -> str:
+    def guarded(self, schema: str | None = None) -> Guarded:
+        """What the adoption guard checks for this trigger (``schema``: for a table declared
+        without one, where it was found)."""
+        table = sqltext.qualified(self.schema or schema, self.table_name)
+        return Guarded(table, self.pgid, role=self.ignorable_by)
+
+    def guarded_sql(
+        self, server_version: int | None = None, schema: str | None = None, *, guard: bool = True
+    ) -> str:
         """Install SQL with every name qualified (``schema`` for a table declared without
-        one), then the check that no other role owns the function it replaced.
+        one), then (``guard``) the check that no other role owns the function it replaced.
 
         The fingerprint is the same whatever ``schema``: it is the declaration's.
         """
-        schema = self.schema or schema
         replace = server_version is None or server_version >= OR_REPLACE_TRIGGER_SINCE
-        sql = self._render(schema, replace=replace, hash=self.hash)
-        table = sqltext.qualified(schema, self.table_name)
-        return f"{sql}{adoption_guard(table, self.pgid, role=self.ignorable_by)}\n"
+        sql = self._render(self.schema or schema, replace=replace, hash=self.hash)
+        return f"{sql}{adoption_guard([self.guarded(schema)])}\n" if guard else sql
 
     def install_sql_for(
         self, server_version: int | None = None, *, schema: str | None = None
@@ -688,9 +726,16 @@ class Trigger:
         """The SQL migrations run: hardened and guarded (see the templates)."""
         return self.sql.install_sql_for(server_version, schema=schema)
 
-    def guarded_sql(self, server_version: int | None = None, schema: str | None = None) -> str:
-        """Install SQL without the search-path change (the engine sets it once per batch)."""
-        return self.sql.guarded_sql(server_version, schema)
+    def guarded_sql(
+        self, server_version: int | None = None, schema: str | None = None, *, guard: bool = True
+    ) -> str:
+        """Install SQL without the search-path change (the engine sets it once per batch);
+        ``guard=False`` leaves out the adoption guard too (the engine checks a batch at once)."""
+        return self.sql.guarded_sql(server_version, schema, guard=guard)
+
+    def guarded(self, schema: str | None = None) -> Guarded:
+        """What the adoption guard checks for this trigger (see ``adoption_guard``)."""
+        return self.sql.guarded(schema)
 
     @property
     def function_body(self) -> str | None:

@@ -472,6 +472,14 @@ class Step:
 
     label: str
     sql: str
+    #: What the adoption guard checks after an install step (one guard per batch).
+    guarded: compiler.Guarded | None = None
+
+    def guarded_sql(self) -> str:
+        """The step and its own guard: how a failed batch is replayed to find the culprit."""
+        if self.guarded is None:
+            return self.sql
+        return f"{self.sql}\n{compiler.adoption_guard([self.guarded])}"
 
 
 def install_steps(catalog: Catalog, found: Sequence[Status], force: bool = False) -> list[Step]:
@@ -501,13 +509,14 @@ def install_steps(catalog: Catalog, found: Sequence[Status], force: bool = False
             raise InstallationError(f'Cannot install "{row.target.uri}": it was not compiled')
         # Names qualified with the schema found; v1's text is frozen unqualified, so its
         # table's schema goes on the search path (alone, with pg_temp) for its step.
-        sql = compiled.guarded_sql(version, row.schema)
+        sql = compiled.guarded_sql(version, row.schema, guard=False)
         if compiled.template_version == "v1":
             sql = (
                 f"SET LOCAL search_path = {sqltext.search_path([row.schema or ''])};\n{sql}"
                 f"SET LOCAL search_path = {compiler.INSTALL_SEARCH_PATH};"
             )
-        steps.append(Step(f'trigger "{row.target.uri}" on table "{row.schema}.{row.table}"', sql))
+        label = f'trigger "{row.target.uri}" on table "{row.schema}.{row.table}"'
+        steps.append(Step(label, sql, compiled.guarded(row.schema)))
     return steps
 
 
@@ -557,6 +566,9 @@ def apply(executor: Executor, steps: Sequence[Step], lock_timeout: str | None = 
             " pg_catalog.current_setting('pgtrigger.lock_timeout'), true);\n" + epilogue
         )
     batch = "\n".join(step.sql for step in steps)
+    guarded = [step.guarded for step in steps if step.guarded is not None]
+    if guarded:  # one adoption guard for every install of the batch
+        batch += "\n" + compiler.adoption_guard(guarded)
     # The savepoint goes on its own: PostgreSQL parses a whole query string before running any
     # of it, so a syntax error in the batch would otherwise prevent the savepoint too (and
     # leave the caller's transaction failed, with no way to name the trigger at fault).
@@ -577,7 +589,7 @@ def _find_culprit(executor: Executor, steps: Sequence[Step], prelude: str) -> St
     for step in steps:
         executor.execute("SAVEPOINT pgtrigger_step")
         try:
-            executor.execute(f"{step.sql}\nRELEASE SAVEPOINT pgtrigger_step;")
+            executor.execute(f"{step.guarded_sql()}\nRELEASE SAVEPOINT pgtrigger_step;")
         except Exception:
             executor.execute("ROLLBACK TO SAVEPOINT pgtrigger_step")
             return step
