@@ -448,7 +448,9 @@ class UpsertTriggerSqlV2(collections.UserString):
         if ignore not in ("when", "body", "none"):
             raise ValueError(f"Unknown ignore placement {ignore!r}")
         if ignorable_by is not None and ignore == "none":
-            raise ValueError(f"Trigger {pgid}: ignorable_by needs an ignore check (ignore='none')")
+            raise ValueError(
+                f"Trigger {pgid}: ignore='none' leaves no ignore check for ignorable_by to restrict"
+            )
         self.pgid = pgid
         self.schema = schema
         self.table_name = table
@@ -545,7 +547,8 @@ class UpsertTriggerSqlV2(collections.UserString):
         if self._ignore == "body":
             body = (
                 f"IF {self._body_ignore_check()} THEN\n"
-                "    IF TG_OP = 'DELETE' THEN RETURN OLD; ELSE RETURN NEW; END IF;\n"
+                "    IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN RETURN OLD; ELSE RETURN NEW;"
+                " END IF;\n"
                 f"END IF;\n{body}"
             )
         declare = f"{self._declare}\n" if self._declare else ""
