@@ -98,8 +98,9 @@ def test_v1s_shared_helper_pre_created_is_refused(roles: Roles) -> None:
     plant(roles, "_pgtrigger_should_ignore(trigger_name name)", returns="boolean")
     with pytest.raises(InstallationError) as failure:
         install_as_superuser(roles, soft_delete(), "v1")
-    assert f'function public._pgtrigger_should_ignore(name) is owned by role "{roles.attacker}"' in str(
-        failure.value
+    assert (
+        f'function public._pgtrigger_should_ignore(name) is owned by role "{roles.attacker}"'
+        in str(failure.value)
     )
     assert triggers_on_post(roles) == []
     assert functions(roles)["_pgtrigger_should_ignore"][0] == roles.attacker
