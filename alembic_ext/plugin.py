@@ -20,6 +20,10 @@ def setup(plugin: Any) -> None:
     """Register the trigger comparator, after Alembic's own table comparison."""
     from alembic.util import DispatchPriority
 
+    from pgtrigger.distribution import check_installation
+
+    check_installation()  # django-pgtrigger's files over ours would break every migration
+
     plugin.add_autogenerate_comparator(
         compare_triggers,
         "schema",

@@ -48,5 +48,9 @@ class InstallationError(PgTriggerError):
     """Installing, uninstalling or pruning triggers failed; names the trigger at fault."""
 
 
+class UnknownSchemaError(PgTriggerError, LookupError):
+    """A schema a command was asked to act on does not exist in the database."""
+
+
 class NotIgnorableError(PgTriggerError, ValueError):
     """``pgtrigger.ignore()`` names a trigger declared ``ignorable=False``."""

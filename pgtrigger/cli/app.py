@@ -14,10 +14,19 @@ import traceback
 from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO
 
-from pgtrigger import engine
+from pgtrigger import engine, scope
 from pgtrigger.cli import output
 from pgtrigger.cli.targets import UsageError, load_target, metadata_of, pyproject_settings
 from pgtrigger.errors import PgTriggerError, UnknownTriggerError
+from pgtrigger.version import __version__
+
+DESCRIPTION = "list, install, check and manage the PostgreSQL triggers your code declares"
+NO_DATABASE = (
+    "no database: pass --url URL, set DATABASE_URL, or set url in the [tool.pgtrigger] table"
+    " of pyproject.toml"
+)
+#: What a shell reports for a process that wrote to a closed pipe (128 + SIGPIPE).
+BROKEN_PIPE_EXIT = 141
 
 NOTHING_TO = {
     "installed": "install",
@@ -57,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
         "--target", help="pkg.module:attr naming a MetaData, declarative Base or list of tables"
     )
     common.add_argument(
-        "--url", help="database URL (default: $DATABASE_URL or [tool.pgtrigger] url)"
+        "--url", help="database URL (default: $DATABASE_URL, then [tool.pgtrigger] url)"
     )
     common.add_argument("-s", "--schema", action="append", help="schema to act on (repeatable)")
     common.add_argument("-d", "--database", help="Django database alias")
@@ -70,9 +79,18 @@ def _parser() -> argparse.ArgumentParser:
         type=_lock_timeout,
         help="give up waiting for table locks after this long (e.g. 5s)",
     )
-    common.add_argument("-v", "--verbose", action="store_true", help="show tracebacks")
+    verbose = _Parser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="store_true", help="show tracebacks")
+    # The demo makes its own throwaway database: only --url applies (never $DATABASE_URL).
+    demo = _Parser(add_help=False)
+    demo.add_argument(
+        "--url",
+        help="a PostgreSQL server to make a temporary database on"
+        " (default: start an embedded PostgreSQL)",
+    )
 
-    parser = _Parser(prog="pgtrigger", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="pgtrigger", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"pgtrigger {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     helps = {
@@ -83,11 +101,13 @@ def _parser() -> argparse.ArgumentParser:
         "disable": "disable installed triggers",
         "prune": "drop pgtrigger triggers no code declares",
         "sql": "print the install (or --uninstall) SQL without touching a database",
-        "check": "exit 1 if anything is not INSTALLED and enabled, or left to prune",
+        "check": "exit 1 if a trigger is not INSTALLED and enabled, its table is missing,"
+        " or an orphan is left to prune",
         "demo": "walk through every trigger type on a throwaway database",
     }
     for name in COMMANDS:
-        cmd = sub.add_parser(name, parents=[common], help=helps[name], description=helps[name])
+        parents = [demo, verbose] if name == "demo" else [common, verbose]
+        cmd = sub.add_parser(name, parents=parents, help=helps[name], description=helps[name])
         if name not in ("prune", "demo"):
             cmd.add_argument(
                 "uris", nargs="*", metavar="URI", help="table:trigger or schema.table:trigger"
@@ -135,7 +155,7 @@ class Context:
     def engine(self) -> Any:
         url = self.args.url or os.environ.get("DATABASE_URL") or self.settings.get("url")
         if not url:
-            raise UsageError("no database: pass --url or set DATABASE_URL")
+            raise UsageError(NO_DATABASE)
         return create_engine(url)
 
 
@@ -170,6 +190,7 @@ def _rows(statuses: Sequence[engine.Status]) -> list[dict[str, Any]]:
             "pgid": row.pgid,
             "status": row.status,
             "enabled": row.enabled,
+            "table_missing": row.table_missing,
         }
         for row in statuses
     ]
@@ -179,7 +200,7 @@ def _enabled_text(enabled: bool | None) -> str:
     return "" if enabled is None else ("ENABLED" if enabled else "DISABLED")
 
 
-def show(ctx: Context, statuses: Sequence[engine.Status]) -> None:
+def show(ctx: Context, statuses: Sequence[engine.Status], notes: bool = True) -> None:
     if ctx.args.format == "json":
         output.dump_json(_rows(statuses), ctx.stdout)
         return
@@ -194,6 +215,19 @@ def show(ctx: Context, statuses: Sequence[engine.Status]) -> None:
         for row in statuses
     ]
     output.table(rows, ["STATUS", "ENABLED", "URI", "SCHEMA", "PGID"], ctx.stdout)
+    if not notes:
+        return
+    missing = scope.describe_missing_tables(statuses)
+    if missing:
+        print(missing, file=ctx.stdout)
+    elif not statuses:
+        print(_nothing_found(ctx), file=ctx.stdout)
+
+
+def _nothing_found(ctx: Context) -> str:
+    """Why an empty listing is suspicious, and what to look at."""
+    where = f" in schema(s) {', '.join(scope.shown(s) for s in ctx.schemas)}" if ctx.schemas else ""
+    return f"no declared trigger found{where}: check --target, the URIs and --schema"
 
 
 def _report(ctx: Context, verb: str, statuses: Sequence[engine.Status], changed: Any) -> None:
@@ -221,25 +255,26 @@ def run(ctx: Context) -> int:
             return _print_sql(ctx, project, uris)
         schemas = ctx.schemas
         scopes = project.scopes
-        progress = output.Progress(len(scopes), command, ctx.stderr)
         found: list[engine.Status] = []
-        for scope in scopes:
-            progress.step(scope or "")
-            if command in ("ls", "check"):
-                found += project.ls(uris, schemas, scope)
-                continue
-            options: dict[str, Any] = {}
-            if command == "install":
-                options = {
-                    "force": args.force,
-                    "prune": False if args.no_prune else None,
-                    "lock_timeout": args.lock_timeout,
-                }
-            elif command == "uninstall":
-                options = {"lock_timeout": args.lock_timeout}
-            # One transaction per database for every schema asked for: all or nothing.
-            found += project.run(command, uris, schemas, scope, **options)
-        progress.close()
+        # A schema filter naming no schema of the database(s) is an error, never silence.
+        project.require_schemas(schemas)
+        with output.Progress(len(scopes), command, ctx.stderr) as progress:
+            for where in scopes:
+                progress.step(where or "")
+                if command in ("ls", "check"):
+                    found += project.ls(uris, schemas, where)
+                    continue
+                options: dict[str, Any] = {}
+                if command == "install":
+                    options = {
+                        "force": args.force,
+                        "prune": False if args.no_prune else None,
+                        "lock_timeout": args.lock_timeout,
+                    }
+                elif command == "uninstall":
+                    options = {"lock_timeout": args.lock_timeout}
+                # One transaction per database for every schema asked for: all or nothing.
+                found += project.run(command, uris, schemas, where, **options)
         return _finish(ctx, command, found)
     finally:
         project.close()
@@ -263,22 +298,7 @@ def _finish(ctx: Context, command: str, found: list[engine.Status]) -> int:
         show(ctx, found)
         return 0
     if command == "check":
-        drift = [
-            r
-            for r in found
-            if r.status != engine.UNALLOWED and (r.status != engine.INSTALLED or r.enabled is False)
-        ]
-        if ctx.args.format == "json":
-            output.dump_json({"ok": not drift, "drift": _rows(drift)}, ctx.stdout)
-        elif drift:
-            print(f"{len(drift)} trigger(s) differ from the code:", file=ctx.stdout)
-            show(ctx, drift)
-        else:
-            print(
-                f"ok: {len(found)} trigger(s) installed and enabled, nothing to prune",
-                file=ctx.stdout,
-            )
-        return 1 if drift else 0
+        return _check(ctx, found)
     if command == "install":
         installed = [
             r
@@ -309,6 +329,41 @@ def _finish(ctx: Context, command: str, found: list[engine.Status]) -> int:
     elif command == "prune":
         _report(ctx, "pruned", found, lambda r: True)
     return 0
+
+
+def _check(ctx: Context, found: list[engine.Status]) -> int:
+    """Exit 1 on drift (a missing table included) and when nothing was found at all."""
+    drift = [
+        r
+        for r in found
+        if r.status != engine.UNALLOWED and (r.status != engine.INSTALLED or r.enabled is False)
+    ]
+    nothing = None if found else _nothing_found(ctx)
+    ok = not drift and not nothing
+    if ctx.args.format == "json":
+        output.dump_json(
+            {
+                "ok": ok,
+                "drift": _rows(drift),
+                "missing_tables": scope.missing_tables(found),
+                "error": nothing,
+            },
+            ctx.stdout,
+        )
+    elif nothing:
+        print(f"not ok: {nothing}", file=ctx.stdout)
+    elif drift:
+        missing = scope.describe_missing_tables(found)
+        if missing:
+            print(missing, file=ctx.stdout)
+        print(f"{len(drift)} trigger(s) differ from the code:", file=ctx.stdout)
+        show(ctx, drift, notes=False)
+    else:
+        print(
+            f"ok: {len(found)} trigger(s) installed and enabled, nothing to prune",
+            file=ctx.stdout,
+        )
+    return 0 if ok else 1
 
 
 def _report_pruned(ctx: Context, found: Sequence[engine.Status]) -> None:
@@ -342,7 +397,13 @@ def main(
     except SystemExit as exc:  # argparse already printed the usage error
         return int(exc.code or 0)
     try:
-        return run(Context(args, stdout, stderr))
+        code = run(Context(args, stdout, stderr))
+        stdout.flush()  # a closed pipe shows here at the latest, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # ``pgtrigger ls | head``: the reader has gone; end quietly, as ``cat`` would.
+        _silence(stdout)
+        return BROKEN_PIPE_EXIT
     except (UsageError, UnknownTriggerError) as exc:
         print(f"pgtrigger: error: {exc}", file=stderr)
         if args.verbose:
@@ -357,6 +418,20 @@ def main(
         if args.verbose:
             traceback.print_exc(file=stderr)
         return 1
+
+
+def _silence(stream: TextIO) -> None:
+    """Point a broken stream's file descriptor at /dev/null, so that the interpreter's final
+    flush does not report the broken pipe again."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 def _describe_failure(exc: BaseException) -> str:

@@ -178,8 +178,9 @@ class _Walk:
 
     def show(self, label: str, sql: str) -> None:
         with self.engine.connect() as conn:
-            rows = conn.exec_driver_sql(sql).all()
-        print(f"             {label}: {[tuple(r) for r in rows]}", file=self.out)
+            rows = [tuple(r) for r in conn.exec_driver_sql(sql).all()]
+        shown = rows[0][0] if len(rows) == 1 and len(rows[0]) == 1 else rows
+        print(f"             {label}: {shown}", file=self.out)
 
 
 def _walk(engine: Any, models: dict[str, Any], out: TextIO) -> bool:
@@ -205,8 +206,9 @@ def _walk(engine: Any, models: dict[str, Any], out: TextIO) -> bool:
     w.step("publish it", run(sa.update(post).values(status="published")), False)
     w.step("retitle the published post", run(sa.update(post).values(title="Changed")), True)
     print("\nVersioning: every real change bumps the version (no-op updates do not)", file=out)
+    w.show("version before", "SELECT version FROM demo_post")
     w.step("a no-op update", run(sa.update(post).values(status="published")), False)
-    w.show("version", "SELECT version FROM demo_post")
+    w.show("version after", "SELECT version FROM demo_post")
     print("\nStatement-level history: one trigger call per UPDATE, however many rows", file=out)
     w.step("archive every post", run(sa.update(post).values(status="archived")), False)
     w.show("history so far", "SELECT old_status, new_status FROM demo_post_history ORDER BY id")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -50,20 +52,68 @@ def dump_json(data: Any, stream: TextIO) -> None:
 
 
 class Progress:
-    """A one-line progress counter on a terminal; silent otherwise."""
+    """A one-line progress indicator on a terminal (stderr); silent otherwise.
+
+    Installing many triggers is one batch in one transaction per database, so what it can
+    show is which database is being worked on and for how long: the line appears once a
+    command has run for :attr:`DELAY` seconds and is refreshed every :attr:`TICK` seconds by
+    a background thread, then erased.
+    """
+
+    DELAY = 0.5
+    TICK = 0.2
 
     def __init__(self, total: int, label: str, stream: TextIO = sys.stderr) -> None:
         self.total, self.label, self.stream = total, label, stream
-        self.enabled = total > 1 and use_colour(stream)
+        self.enabled = bool(getattr(stream, "isatty", lambda: False)())
         self.done = 0
+        self.what = ""
+        self.started = time.monotonic()
+        self._shown = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Progress:
+        if self.enabled:
+            self._thread = threading.Thread(target=self._tick, name="pgtrigger-progress")
+            self._thread.daemon = True
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def step(self, what: str) -> None:
-        self.done += 1
-        if self.enabled:
-            self.stream.write(f"\r{self.label} {self.done}/{self.total} {what[:50]:<50}")
-            self.stream.flush()
+        with self._lock:
+            self.done += 1
+            self.what = what
+
+    def line(self) -> str:
+        """``install: database 1/2 (default), 3 s``."""
+        elapsed = time.monotonic() - self.started
+        where = f" database {self.done}/{self.total}" if self.total > 1 else ""
+        what = f" ({self.what[:40]})" if self.what else ""
+        return f"{self.label}:{where}{what} {elapsed:.0f} s"
+
+    def _tick(self) -> None:
+        if self._stop.wait(self.DELAY):
+            return
+        while not self._stop.is_set():
+            with self._lock:
+                text = self.line()
+                self.stream.write("\r" + text.ljust(self._shown))
+                self.stream.flush()
+                self._shown = len(text)
+            self._stop.wait(self.TICK)
 
     def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\r" + " " * (len(self.label) + 60) + "\r")
-            self.stream.flush()
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        with self._lock:
+            if self._shown:
+                self.stream.write("\r" + " " * self._shown + "\r")
+                self.stream.flush()
+                self._shown = 0

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from pgtrigger import engine
-from pgtrigger.cli.targets import UsageError
+from pgtrigger.cli.targets import UsageError, importable
+from pgtrigger.scope import require_schemas
 
 
 class SqlaProject:
@@ -39,6 +40,14 @@ class SqlaProject:
     def targets(self, uris: Sequence[str], scope: str | None = None) -> list[engine.Target]:
         return list(self.sqla.targets(*uris, metadata=self.metadata))
 
+    def require_schemas(self, schemas: Sequence[str] | None) -> None:
+        if not schemas:
+            return
+        from pgtrigger.sqla.executor import ConnectionExecutor
+
+        with self.bind.execution_options(isolation_level="AUTOCOMMIT").connect() as connection:
+            require_schemas(ConnectionExecutor(connection), schemas)
+
     def ls(self, uris: Sequence[str], schemas: Any, scope: str | None) -> list[engine.Status]:
         return list(self.sqla.ls(self.bind, *uris, schema=schemas, metadata=self.metadata))
 
@@ -65,6 +74,8 @@ class DjangoProject:
     def __init__(self, database: str | None) -> None:
         if not os.environ.get("DJANGO_SETTINGS_MODULE"):
             raise UsageError("--django needs DJANGO_SETTINGS_MODULE to name your settings module")
+        # The settings module is found as django-admin finds it: from the current directory.
+        importable(os.getcwd())
         try:
             import django
 
@@ -89,6 +100,12 @@ class DjangoProject:
 
     def targets(self, uris: Sequence[str], scope: str | None = None) -> list[engine.Target]:
         return list(self.installation.targets(*uris, database=scope))
+
+    def require_schemas(self, schemas: Sequence[str] | None) -> None:
+        from django.db import connections
+
+        executors = [engine.DbapiExecutor(connections[alias]) for alias in self.scopes if alias]
+        require_schemas(executors, schemas)
 
     def ls(self, uris: Sequence[str], schemas: Any, scope: str | None) -> list[engine.Status]:
         return list(self.installation.ls(*uris, database=scope, schemas=schemas))

@@ -35,14 +35,20 @@ def pyproject_settings(start: Path | None = None) -> dict[str, Any]:
     return {}
 
 
+def importable(*paths: str | None) -> None:
+    """Put ``paths`` first on ``sys.path`` (the last one first), as ``python -m`` puts the
+    current directory: the console script's own ``sys.path[0]`` is its bin directory."""
+    for path in paths:
+        if path and path not in sys.path:
+            sys.path.insert(0, path)
+
+
 def load_target(spec: str, root: str | None = None) -> Any:
     """Import ``pkg.module:attr`` (the current directory and ``root`` are importable)."""
     if ":" not in spec:
         raise UsageError(f"--target {spec!r} must look like 'package.module:attribute'")
     module_name, _, attr = spec.partition(":")
-    for path in (root, os.getcwd()):
-        if path and path not in sys.path:
-            sys.path.insert(0, path)
+    importable(root, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:

@@ -123,7 +123,10 @@ class PGTriggerConfig(django.apps.AppConfig):
     verbose_name = "pgtrigger"
 
     def ready(self) -> None:
+        from pgtrigger.distribution import check_installation
         from pgtrigger.django import installation, runtime
+
+        check_installation()  # django-pgtrigger installed over or next to us: say so
 
         if settings.migrations():
             patch_migrations()

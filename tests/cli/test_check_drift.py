@@ -78,7 +78,12 @@ def test_check_reports_dropped_edited_and_orphaned_triggers(
     assert ok(project, "check", *base).lines == [
         "ok: 4 trigger(s) installed and enabled, nothing to prune"
     ]
-    assert ok(project, "check", *base, "--format", "json").json() == {"ok": True, "drift": []}
+    assert ok(project, "check", *base, "--format", "json").json() == {
+        "ok": True,
+        "drift": [],
+        "missing_tables": [],
+        "error": None,
+    }
 
 
 @pytest.mark.pg_min_version(14)

@@ -52,6 +52,7 @@ def test_lifecycle_with_target_option(project: Path, cli_db: DatabaseDSN) -> Non
             "pgid": pgid(uri),
             "status": "UNINSTALLED",
             "enabled": None,
+            "table_missing": False,
         }
         for uri in URIS
     ]
@@ -95,8 +96,11 @@ def test_lifecycle_with_target_option(project: Path, cli_db: DatabaseDSN) -> Non
                 "pgid": pgid(frozen),
                 "status": "INSTALLED",
                 "enabled": False,
+                "table_missing": False,
             }
         ],
+        "missing_tables": [],
+        "error": None,
     }
 
     # enable (everything), JSON report: only the trigger that was disabled changes.
@@ -132,6 +136,7 @@ def test_prune_install_no_prune_and_force(project: Path, cli_db: DatabaseDSN) ->
         "pgid": ORPHAN,
         "status": "PRUNE",
         "enabled": True,
+        "table_missing": False,
     }
     assert table_rows(ok(project, "ls", *base).stdout)[-1] == [
         "PRUNE",
@@ -158,6 +163,7 @@ def test_prune_install_no_prune_and_force(project: Path, cli_db: DatabaseDSN) ->
                 "pgid": ORPHAN,
                 "status": "PRUNE",
                 "enabled": True,
+                "table_missing": False,
             }
         ],
     }

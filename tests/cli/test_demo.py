@@ -25,6 +25,12 @@ def check_demo(result: Result) -> str:
     assert SUMMARY in lines, result
     assert re.fullmatch(r"Cleaned up\. Demo finished in \d+\.\d s\.", lines[-1]), result
     assert lines.count("INSTALLED  ENABLED  demo_post:versioning") == 1, result
+    # The no-op update leaves the version as it was, and the demo shows both values.
+    at = lines.index("    allowed  a no-op update")
+    assert [lines[at - 1].strip(), lines[at + 1].strip()] == [
+        "version before: 2",
+        "version after: 2",
+    ], result
     found = re.search(
         r"Working in a temporary database '(pgtrigger_demo_[0-9a-f]{8})'", result.stdout
     )

@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from pgtrigger import engine, installation
 from pgtrigger.django import installation as django_installation
 from pgtrigger.errors import UnknownTriggerError
+from pgtrigger.scope import require_schemas
 
 STATUS_COLOURS = {
     engine.UNINSTALLED: "91",
@@ -41,6 +42,20 @@ HELPS = {
 class UnknownURIError(CommandError, UnknownTriggerError):
     """A URI naming no trigger: one line from ``manage.py``, still a ``KeyError`` (as
     django-pgtrigger raised) for code calling the command."""
+
+
+def _require_schemas(options: dict[str, Any]) -> None:
+    """A schema given with -s that does not exist is an error, never a silent no-op."""
+    schemas = options.get("schema")
+    if not schemas:
+        return
+    from django.db import connections
+
+    database = options.get("database")
+    aliases = django_installation.postgres_databases([database] if database else None)
+    require_schemas(
+        [django_installation.ConnectionExecutor(connections[alias]) for alias in aliases], schemas
+    )
 
 
 def _setup_logging() -> None:
@@ -72,10 +87,13 @@ class Command(BaseCommand):
             if name == "sql":
                 sub.add_argument("--uninstall", action="store_true", help="Print uninstall SQL")
                 sub.add_argument("--template", choices=("v1", "v2"), help="Install template")
-            sub.set_defaults(method=getattr(self, name))
+            # ``check`` would override BaseCommand.check (Django's system checks, which run
+            # before every subcommand): the subcommand's method is named check_triggers.
+            sub.set_defaults(method=getattr(self, "check_triggers" if name == "check" else name))
 
     def handle(self, *args: Any, method: Any, **options: Any) -> None:
         try:
+            _require_schemas(options)
             method(*args, **options)
         except UnknownTriggerError as exc:
             raise UnknownURIError(str(exc)) from None
@@ -122,7 +140,7 @@ class Command(BaseCommand):
             text = compiled.uninstall_sql if options.get("uninstall") else compiled.install_sql
             self.stdout.write(f"-- {uri}\n{text.strip()}")
 
-    def check(self, *args: Any, **options: Any) -> None:
+    def check_triggers(self, *args: Any, **options: Any) -> None:
         rows = django_installation.ls(
             *options.get("uris", ()), database=options.get("database"), schemas=_schemas(options)
         )
