@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pgtrigger.errors import DefinitionError
 
 if TYPE_CHECKING:
-    from pgtrigger.table import TableDescription
+    from pgtrigger.table import FieldRef, TableDescription
 
 
 class _Primitive:
@@ -148,13 +148,12 @@ Insert = Operation("INSERT")
 class UpdateOf(Operation):
     """``UPDATE OF col, ...``: fire only when one of these fields is an UPDATE target."""
 
-    def __init__(self, *columns: str) -> None:
+    def __init__(self, *columns: str | FieldRef) -> None:
+        from pgtrigger.table import field_arg
+
         if not columns:
             raise DefinitionError("Must provide at least one column to UpdateOf()")
-        for column in columns:
-            if not isinstance(column, str) or not column:
-                raise DefinitionError(f"UpdateOf() takes field names, got {column!r}")
-        self.columns = tuple(columns)
+        self.columns = tuple(field_arg(column, "UpdateOf()") for column in columns)
         self.name = "UPDATE"
 
     @property
@@ -164,7 +163,7 @@ class UpdateOf(Operation):
     def __str__(self) -> str:
         from pgtrigger import sqltext
 
-        return "UPDATE OF " + ", ".join(sqltext.legacy_quote(col) for col in self.columns)
+        return "UPDATE OF " + ", ".join(sqltext.legacy_quote(str(col)) for col in self.columns)
 
     def __repr__(self) -> str:
         return f"pgtrigger.UpdateOf({', '.join(repr(c) for c in self.columns)})"

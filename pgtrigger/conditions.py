@@ -15,7 +15,7 @@ from typing import Any
 
 from pgtrigger import sqltext
 from pgtrigger.errors import CompileError, DefinitionError
-from pgtrigger.table import FieldDescription, TableDescription, describe
+from pgtrigger.table import FieldDescription, TableDescription, describe, field_arg
 
 ROW_ALIASES = {"old": "OLD", "new": "NEW"}
 
@@ -34,6 +34,10 @@ class Condition:
     def resolve(self, model: Any) -> str:
         """The condition as SQL for ``model`` (a table description or an ORM object)."""
         return self.sql or ""
+
+    def check(self, trigger: Any) -> None:
+        """Refuse, naming ``trigger``, what this condition cannot be for it (called when the
+        trigger is defined). Conditions that know no such limit accept every trigger."""
 
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and vars(other) == vars(self)
@@ -404,14 +408,14 @@ def _lookup_sql(
 class _Change(Condition):
     """A condition on whether fields changed between OLD and NEW (see the subclasses)."""
 
-    fields: list[str] | None = None
-    exclude: list[str] | None = None
+    fields: list[Any] | None = None
+    exclude: list[Any] | None = None
     exclude_auto: bool = False
 
     def __init__(
         self,
-        *fields: str,
-        exclude: list[str] | None = None,
+        *fields: Any,
+        exclude: list[Any] | None = None,
         exclude_auto: bool | None = None,
         all: bool = False,
         comparison: str = "df",
@@ -423,9 +427,9 @@ class _Change(Condition):
         self.all = all
         self.comparison = comparison
         self.sql = None
-        for name in (*self.fields, *self.exclude):
-            if not isinstance(name, str) or not name:
-                raise DefinitionError(f"{type(self).__name__}: field names must be strings")
+        what = f"{type(self).__name__}()"
+        self.fields = [field_arg(name, what) for name in self.fields]
+        self.exclude = [field_arg(name, what) for name in self.exclude]
 
     def __invert__(self) -> _Change:
         inverted = copy.copy(self)
@@ -493,7 +497,7 @@ class AnyChange(_Change):
     """True if any of the fields (default: all) changed."""
 
     def __init__(
-        self, *fields: str, exclude: list[str] | None = None, exclude_auto: bool | None = None
+        self, *fields: Any, exclude: list[Any] | None = None, exclude_auto: bool | None = None
     ) -> None:
         super().__init__(
             *fields, exclude=exclude, exclude_auto=exclude_auto, all=False, comparison="df"
@@ -504,7 +508,7 @@ class AnyDontChange(_Change):
     """True if any of the fields (default: all) did not change."""
 
     def __init__(
-        self, *fields: str, exclude: list[str] | None = None, exclude_auto: bool | None = None
+        self, *fields: Any, exclude: list[Any] | None = None, exclude_auto: bool | None = None
     ) -> None:
         super().__init__(
             *fields, exclude=exclude, exclude_auto=exclude_auto, all=False, comparison="ndf"
@@ -515,7 +519,7 @@ class AllChange(_Change):
     """True if all of the fields (default: all) changed."""
 
     def __init__(
-        self, *fields: str, exclude: list[str] | None = None, exclude_auto: bool | None = None
+        self, *fields: Any, exclude: list[Any] | None = None, exclude_auto: bool | None = None
     ) -> None:
         super().__init__(
             *fields, exclude=exclude, exclude_auto=exclude_auto, all=True, comparison="df"
@@ -526,7 +530,7 @@ class AllDontChange(_Change):
     """True if none of the fields (default: all) changed."""
 
     def __init__(
-        self, *fields: str, exclude: list[str] | None = None, exclude_auto: bool | None = None
+        self, *fields: Any, exclude: list[Any] | None = None, exclude_auto: bool | None = None
     ) -> None:
         super().__init__(
             *fields, exclude=exclude, exclude_auto=exclude_auto, all=True, comparison="ndf"

@@ -32,7 +32,7 @@ from pgtrigger.clauses import (
 )
 from pgtrigger.conditions import AnyChange, Condition, F, filter_q
 from pgtrigger.errors import CompileError, DefinitionError
-from pgtrigger.table import TableDescription, describe
+from pgtrigger.table import TableDescription, describe, field_arg
 from pgtrigger.triggers import Func, Trigger, compiling_template
 
 _unset: Any = object()
@@ -40,7 +40,7 @@ _unset: Any = object()
 _ARRAY_SPACE = " \t\n\r\v\f"
 
 
-def _column(model: Any, field: str, what: str = "field") -> str:
+def _column(model: Any, field: Any, what: str = "field") -> str:
     return describe(model).field(field, what=what).column
 
 
@@ -221,15 +221,15 @@ class ReadOnly(Protect):
     ``fields`` protects only those; ``exclude`` protects all but those.
     """
 
-    fields: list[str] | None = None
-    exclude: list[str] | None = None
+    fields: list[Any] | None = None
+    exclude: list[Any] | None = None
     operation: Operation = Update
 
     def __init__(
         self,
         *,
-        fields: list[str] | None = None,
-        exclude: list[str] | None = None,
+        fields: list[Any] | None = None,
+        exclude: list[Any] | None = None,
         **kwargs: Any,
     ) -> None:
         self.fields = fields or self.fields
@@ -241,13 +241,14 @@ class ReadOnly(Protect):
             )
         for attr in ("fields", "exclude"):
             value = getattr(self, attr)
-            if value is not None and (
-                isinstance(value, str) or not all(isinstance(v, str) for v in value)
-            ):
+            if value is None:
+                continue
+            label = kwargs.get("name") or self.name
+            if isinstance(value, str) or not isinstance(value, (list, tuple)):
                 raise DefinitionError(
-                    f'Trigger "{kwargs.get("name") or self.name}": "{attr}" must be a list of'
-                    f" field names, got {value!r}"
+                    f'Trigger "{label}": "{attr}" must be a list of field names, got {value!r}'
                 )
+            setattr(self, attr, [field_arg(v, f'Trigger "{label}": "{attr}"') for v in value])
         super().__init__(**kwargs)
 
     def get_condition(self, model: Any) -> Condition:
@@ -316,7 +317,7 @@ class FSM(Trigger):
 
     when: When = Before
     operation: Operation = Update
-    field: str | None = None
+    field: Any = None
     transitions: list[tuple[Any, Any]] | None = None
     separator: str = ":"
 
@@ -325,7 +326,7 @@ class FSM(Trigger):
         *,
         name: str | None = None,
         condition: Condition | None = None,
-        field: str | None = None,
+        field: Any = None,
         transitions: list[tuple[Any, Any]] | None = None,
         separator: str | None = None,
         ignorable: bool | None = None,
@@ -336,8 +337,9 @@ class FSM(Trigger):
         self.transitions = transitions or self.transitions
         self.separator = separator or self.separator
         label = name or self.name or "FSM"
-        if not self.field or not isinstance(self.field, str):
+        if not self.field:
             raise DefinitionError(f'Trigger "{label}": Must provide "field" for FSM')
+        self.field = field_arg(self.field, f'Trigger "{label}": FSM "field"')
         if not self.transitions:
             raise DefinitionError(f'Trigger "{label}": Must provide "transitions" for FSM')
         pairs = []
@@ -406,20 +408,24 @@ class FSM(Trigger):
             for old, new in self.transitions or []
         )
 
-    def _raise(self, column: str) -> str:
+    def _field_name(self, table: TableDescription) -> str:
+        """The field as messages name it: as written, or the attribute a reference names."""
+        if isinstance(self.field, str):
+            return self.field
+        return table.field(self.field, what="FSM field").name
+
+    def _raise(self, column: str, field: str) -> str:
         col = sqltext.ident(column)
-        message = (
-            f'pgtrigger: Invalid transition of field "{self.field}" from "%" to "%" on table %'
-        )
-        field_text = str(self.field).replace("%", "%%")
-        message = message.replace(f'"{self.field}"', f'"{field_text}"', 1)
+        message = f'pgtrigger: Invalid transition of field "{field}" from "%" to "%" on table %'
+        field_text = field.replace("%", "%%")
+        message = message.replace(f'"{field}"', f'"{field_text}"', 1)
         return f"RAISE EXCEPTION {sqltext.string(message)}, OLD.{col}, NEW.{col}, TG_TABLE_NAME;"
 
     def get_declare(self, model: Any) -> list[tuple[str, str]]:
         return [("_is_valid_transition", "BOOLEAN")] if self._django_expressible() else []
 
     def get_func(self, model: Any) -> Any:
-        column = _column(model, self.field or "", "FSM field")
+        column = _column(model, self.field, "FSM field")
         if self._django_expressible():
             col = sqltext.legacy_column(column)
             uris = (
@@ -432,7 +438,7 @@ class FSM(Trigger):
 
                 IF (_is_valid_transition IS FALSE AND OLD.{col} IS DISTINCT FROM NEW.{col}) THEN
                     RAISE EXCEPTION
-                        'pgtrigger: Invalid transition of field "{self.field}" from "%" to "%" on table %',
+                        'pgtrigger: Invalid transition of field "{self._field_name(describe(model))}" from "%" to "%" on table %',
                         OLD.{col},
                         NEW.{col},
                         TG_TABLE_NAME;
@@ -444,11 +450,11 @@ class FSM(Trigger):
         col = sqltext.ident(column)
         return (
             f"IF OLD.{col} IS DISTINCT FROM NEW.{col} AND NOT ({self._allowed(column)}) THEN"
-            f" {self._raise(column)} END IF; RETURN NEW;"
+            f" {self._raise(column, self._field_name(describe(model)))} END IF; RETURN NEW;"
         )
 
     def compile_v2(self, model: Any, table: TableDescription) -> compiler.UpsertSql:
-        column = table.field(self.field or "", what="FSM field").column
+        column = table.field(self.field, what="FSM field").column
         col = sqltext.ident(column)
         rule = f"OLD.{col} IS DISTINCT FROM NEW.{col} AND NOT ({self._allowed(column)})"
         user = super().v2_condition(model)
@@ -458,7 +464,7 @@ class FSM(Trigger):
             pgid=self.get_pgid(model),
             table=table.name,
             schema=table.schema,
-            func=f"{self._raise(column)}\nRETURN NEW;",
+            func=f"{self._raise(column, self._field_name(table))}\nRETURN NEW;",
             when=self.when,
             operation=self.operation,
             level=self.level,
@@ -476,7 +482,7 @@ class SoftDelete(Trigger):
 
     when: When = Before
     operation: Operation = Delete
-    field: str | None = None
+    field: Any = None
     value: Any = False
 
     def __init__(
@@ -484,7 +490,7 @@ class SoftDelete(Trigger):
         *,
         name: str | None = None,
         condition: Condition | None = None,
-        field: str | None = None,
+        field: Any = None,
         value: Any = _unset,
         ignorable: bool | None = None,
         ignorable_by: str | None = None,
@@ -493,8 +499,9 @@ class SoftDelete(Trigger):
         self.field = field or self.field
         self.value = value if value is not _unset else self.value
         label = name or self.name or "SoftDelete"
-        if not self.field or not isinstance(self.field, str):
+        if not self.field:
             raise DefinitionError(f'Trigger "{label}": Must provide "field" for soft delete')
+        self.field = field_arg(self.field, f'Trigger "{label}": SoftDelete "field"')
         try:
             sqltext.literal(self.value)
         except CompileError as exc:
@@ -521,7 +528,7 @@ class SoftDelete(Trigger):
         return None
 
     def _sql(self, model: Any, table: TableDescription, legacy: bool) -> str:
-        column = table.field(self.field or "", what="SoftDelete field").column
+        column = table.field(self.field, what="SoftDelete field").column
         pk_cols = table.primary_key_columns()
         django_value = self._django_value() if legacy else None
         # django-pgtrigger wrote the column bare: its text only where bare means that column.

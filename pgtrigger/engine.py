@@ -342,14 +342,24 @@ def _placements(
     return [catalog.visible_schema(compiled.table_name)]
 
 
+#: A table the acting code declares: (schema named in code or None, table name).
+TableName = tuple[str | None, str]
+
+
 def statuses(
     catalog: Catalog,
     targets: Sequence[Target],
     schemas: Sequence[str] | None = None,
     include_prune: bool = True,
     declared_pgids: Iterable[str] = (),
+    declared_tables: Iterable[TableName] | None = None,
 ) -> list[Status]:
-    """Installation status of each target (per schema), then the orphans to prune."""
+    """Installation status of each target (per schema), then the orphans to prune.
+
+    Orphans are looked for only on ``declared_tables``, the tables the acting code declares
+    (default: the targets' tables): a database shared with other code keeps that code's
+    triggers on its own tables.
+    """
     result: list[Status] = []
     claimed: set[tuple[str, str, str]] = set()
     for target in targets:
@@ -394,7 +404,11 @@ def statuses(
     if include_prune:
         # Without schemas: the search path, plus the schemas targets name explicitly.
         named = {t.compiled.schema for t in targets if t.compiled.schema is not None}
-        result.extend(prunable(catalog, claimed, schemas, named, set(declared_pgids)))
+        if declared_tables is None:
+            declared_tables = [(t.compiled.schema, t.compiled.table_name) for t in targets]
+        result.extend(
+            prunable(catalog, claimed, schemas, named, set(declared_pgids), declared_tables)
+        )
     return result
 
 
@@ -446,15 +460,24 @@ def prunable(
     schemas: Sequence[str] | None,
     named_schemas: set[str] | None = None,
     declared_pgids: set[str] | None = None,
+    declared_tables: Iterable[TableName] | None = None,
 ) -> list[Status]:
     """pgtrigger triggers no target claims, in the schemas asked for (default: the search
-    path and ``named_schemas``, the schemas declared tables name explicitly). A trigger whose
-    pgid code declares elsewhere (``declared_pgids``: another MetaData, another app) is not
-    an orphan."""
+    path and ``named_schemas``, the schemas declared tables name explicitly), on the tables
+    the acting code declares (``declared_tables``; None: any table). A trigger whose pgid
+    code declares elsewhere (``declared_pgids``: another MetaData, another app) is not an
+    orphan."""
+    qualified: set[TableName] | None = None
+    if declared_tables is not None:
+        qualified = set(declared_tables)
     orphans = []
     for trig in catalog.triggers:
         if declared_pgids and trig.pgid in declared_pgids:
             continue
+        if qualified is not None and not (
+            (trig.schema, trig.table) in qualified or (None, trig.table) in qualified
+        ):
+            continue  # another codebase's table: not ours to prune
         if schemas:
             in_scope = trig.schema in schemas
         else:
@@ -539,7 +562,10 @@ def toggle_steps(found: Sequence[Status], enable: bool) -> list[Step]:
             f"ALTER TABLE {row.installed.quoted_table} {verb} TRIGGER {sqltext.ident(row.pgid)};",
         )
         for row in found
-        if row.installed is not None and row.target is not None and row.status != UNALLOWED
+        if row.installed is not None
+        and row.target is not None
+        and row.status != UNALLOWED
+        and row.installed.enabled != enable  # already so: nothing to send
     ]
 
 
@@ -635,10 +661,11 @@ def ls(
     schemas: Sequence[str] | None = None,
     include_prune: bool = True,
     declared_pgids: Iterable[str] = (),
+    declared_tables: Iterable[TableName] | None = None,
 ) -> list[Status]:
     """Status of every target, then the orphans to prune: one catalog query."""
     catalog = read_catalog(executor, _table_names(targets))
-    return statuses(catalog, targets, schemas, include_prune, declared_pgids)
+    return statuses(catalog, targets, schemas, include_prune, declared_pgids, declared_tables)
 
 
 def install(
@@ -650,14 +677,23 @@ def install(
     prune: bool = False,
     lock_timeout: str | None = None,
     declared_pgids: Iterable[str] = (),
+    declared_tables: Iterable[TableName] | None = None,
+    skip_missing_tables: bool = False,
 ) -> list[Status]:
     """Install what is missing or outdated (everything with ``force``); prune orphans if asked.
 
     Returns the statuses read before installing. Two round trips when anything changes.
+    A declared table the database lacks is an error, unless ``skip_missing_tables`` (a
+    process with several databases): its rows are then only reported (``table_missing``).
     """
     catalog = read_catalog(executor, _table_names(targets))
-    found = statuses(catalog, targets, schemas, prune, declared_pgids)
-    steps = install_steps(catalog, [row for row in found if row.target is not None], force)
+    found = statuses(catalog, targets, schemas, prune, declared_pgids, declared_tables)
+    wanted = [
+        row
+        for row in found
+        if row.target is not None and not (skip_missing_tables and row.table_missing)
+    ]
+    steps = install_steps(catalog, wanted, force)
     if prune:
         steps += drop_steps([row for row in found if row.status == PRUNE])
     apply(executor, steps, lock_timeout)
@@ -672,10 +708,11 @@ def uninstall(
     prune: bool = False,
     lock_timeout: str | None = None,
     declared_pgids: Iterable[str] = (),
+    declared_tables: Iterable[TableName] | None = None,
 ) -> list[Status]:
     """Drop the targets' triggers (and their functions); prune orphans too if asked."""
     catalog = read_catalog(executor, _table_names(targets))
-    found = statuses(catalog, targets, schemas, prune, declared_pgids)
+    found = statuses(catalog, targets, schemas, prune, declared_pgids, declared_tables)
     apply(executor, drop_steps(found), lock_timeout)
     return found
 
@@ -702,10 +739,12 @@ def prune(
     schemas: Sequence[str] | None = None,
     lock_timeout: str | None = None,
     declared_pgids: Iterable[str] = (),
+    declared_tables: Iterable[TableName] | None = None,
 ) -> list[Status]:
-    """Drop pgtrigger triggers that no target declares, in the schemas asked for."""
+    """Drop pgtrigger triggers that no target declares, in the schemas asked for, on the
+    tables the acting code declares (``declared_tables``, default: the targets' tables)."""
     catalog = read_catalog(executor, _table_names(targets))
-    found = statuses(catalog, targets, schemas, True, declared_pgids)
+    found = statuses(catalog, targets, schemas, True, declared_pgids, declared_tables)
     orphans = [row for row in found if row.status == PRUNE]
     apply(executor, drop_steps(orphans), lock_timeout)
     return orphans

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pgtrigger import sqltext
-from pgtrigger.errors import CompileError, UnknownFieldError
+from pgtrigger.errors import CompileError, DefinitionError, UnknownFieldError
 
 if TYPE_CHECKING:
     from pgtrigger.conditions import Q
@@ -63,6 +63,10 @@ class TableDescription:
     q_compiler: Callable[[Q, TableDescription], str] | None = None
     #: Is this a view (INSTEAD OF triggers) or a partitioned table?
     kind: str = "table"
+    #: Hex digits of the URI hash in the pgid: 12 for every table, 5 for Django models (the
+    #: names django-pgtrigger gave installed triggers). A table described by hand gets the
+    #: pgid its model or ``Table`` gets, so describing it another way renames nothing.
+    pgid_digits: int = 12
     #: Raised for an unknown field name: integrations pass a subclass that is also their
     #: ORM's own error (Django's ``FieldDoesNotExist``), so users' handlers keep working.
     unknown_field_error: type[CompileError] = UnknownFieldError
@@ -109,8 +113,13 @@ class TableDescription:
     def field_names(self) -> list[str]:
         return [f.name for f in self.fields if not f.many_to_many]
 
-    def field(self, name: str, what: str = "field") -> FieldDescription:
-        """Find a field by attribute name, else by column name; explain what exists if absent."""
+    def field(self, name: str | FieldRef, what: str = "field") -> FieldDescription:
+        """Find a field by attribute name, else by column name; explain what exists if absent.
+
+        ``name`` may be a :class:`FieldRef` (an integration's attribute or column object).
+        """
+        if isinstance(name, FieldRef):
+            name = name.name_for(self, what)
         for fld in self.fields:
             if fld.name == name:
                 return self._usable(fld, what)
@@ -202,15 +211,83 @@ class _DefaultMeta:
         return self.table.primary_key
 
 
+class FieldRef:
+    """A field given as an integration's object (a SQLAlchemy mapped attribute, column or
+    ``mapped_column()``) instead of its name; named when compiled for a table (in a class
+    body the attribute has no name yet)."""
+
+    __slots__ = ("_name_of", "target")
+
+    def __init__(
+        self, target: Any, name_of: Callable[[Any, TableDescription | None, str], str]
+    ) -> None:
+        self.target = target
+        self._name_of = name_of
+
+    def name_for(self, table: TableDescription | None, what: str = "field") -> str:
+        """The field (or column) name in ``table``; raises CompileError when it is not one."""
+        return self._name_of(self.target, table, what)
+
+    def __str__(self) -> str:
+        try:
+            return self.name_for(None)
+        except CompileError:
+            return repr(self.target)
+
+    def __repr__(self) -> str:
+        return f"pgtrigger.FieldRef({self.target!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FieldRef) and other.target is self.target
+
+    def __hash__(self) -> int:
+        return hash(("FieldRef", id(self.target)))
+
+
+_field_coercers: list[Callable[[Any], FieldRef | None]] = []
+
+
+def register_field_coercer(coerce: Callable[[Any], FieldRef | None]) -> None:
+    """Let an integration accept its own objects where a field name is expected."""
+    if coerce not in _field_coercers:
+        _field_coercers.append(coerce)
+
+
+def field_arg(value: Any, what: str) -> str | FieldRef:
+    """A field argument checked at definition time: a non-empty name, or an object an
+    integration names (``UpdateOf(Post.status)``, ``SoftDelete(field=Post.is_active)``)."""
+    if isinstance(value, str):
+        if value:
+            return value
+    elif isinstance(value, FieldRef):
+        return value
+    else:
+        if not _field_coercers and type(value).__module__.startswith("sqlalchemy."):
+            import pgtrigger.sqla  # noqa: F401  (registers its coercer; imported on first use)
+        for coerce in _field_coercers:
+            found = coerce(value)
+            if found is not None:
+                return found
+    raise DefinitionError(
+        f"{what} takes field names (or SQLAlchemy mapped attributes and columns), got {value!r}"
+    )
+
+
+def field_label(value: str | FieldRef) -> str:
+    """A field argument as text for messages and for SQL written before a table is known."""
+    return value if isinstance(value, str) else str(value)
+
+
 Describer = Callable[[Any], "TableDescription | None"]
 Labeler = Callable[[Any], "str | None"]
 _describers: list[Describer] = []
 _labelers: list[Labeler] = []
 
-#: Hex digits of the URI hash in a pgid. django-pgtrigger's 5 stay for Django models and plain
-#: descriptions (installed triggers keep their names); integrations without that history ask
-#: for more, so one trigger name on hundreds of tables (a mixin) does not collide.
+#: Hex digits of the URI hash in a pgid. django-pgtrigger's 5 stay for Django models (installed
+#: triggers keep their names); every other table gets ``PGID_DIGITS``, so one trigger name on
+#: hundreds of tables (a mixin) does not collide.
 DJANGO_PGID_DIGITS = 5
+PGID_DIGITS = 12
 _pgid_digits: list[Callable[[Any], int | None]] = []
 
 
@@ -221,6 +298,10 @@ def register_pgid_digits(digits_of: Callable[[Any], int | None]) -> None:
 
 
 def pgid_digits(target: Any) -> int:
+    """How many hex digits ``target``'s pgids carry: the description's own, an integration's
+    answer for its objects, else django-pgtrigger's 5 (Django models)."""
+    if isinstance(target, TableDescription):
+        return target.pgid_digits
     for digits_of in _pgid_digits:
         found = digits_of(target)
         if found is not None:

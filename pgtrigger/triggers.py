@@ -146,7 +146,8 @@ class Trigger:
             if isinstance(operation, Operation)
             else coerce_clause(operation, Operation, "operation", label)
         )
-        self.condition = condition or self.condition
+        # "is not None": a SQLAlchemy expression has no truth value (it gets a clear error below)
+        self.condition = condition if condition is not None else self.condition
         self.referencing = referencing or self.referencing
         self.func = func or self.func
         self.declare = declare or self.declare
@@ -178,10 +179,18 @@ class Trigger:
         if self.timing is not None and not isinstance(self.timing, Timing):
             raise self._error(f'Invalid "timing" attribute: {self.timing}')
         if self.condition is not None and not isinstance(self.condition, Condition):
+            hint = (
+                "; wrap a SQLAlchemy expression in pgtrigger.sqla.when(...)"
+                if type(self.condition).__module__.startswith("sqlalchemy.")
+                else ""
+            )
             raise self._error(
                 f'Invalid "condition" attribute: {self.condition!r}; use pgtrigger.Q,'
                 " pgtrigger.Condition or a change condition such as pgtrigger.AnyChange()"
+                + hint
             )
+        if self.condition is not None:
+            self.condition.check(self)
         if self.referencing is not None and not isinstance(self.referencing, Referencing):
             raise self._error(f'Invalid "referencing" attribute: {self.referencing!r}')
         if self.declare is not None:

@@ -91,6 +91,7 @@ def describe_model(target: Any) -> TableDescription | None:
         target=model,
         q_compiler=conditions.compile_q,
         kind="view" if not meta.managed and getattr(meta, "is_view", False) else "table",
+        pgid_digits=core_table.DJANGO_PGID_DIGITS,
         unknown_field_error=FieldNotFound,
     )
 

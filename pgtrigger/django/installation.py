@@ -76,6 +76,15 @@ def _is_model(model: Any) -> bool:
     return isinstance(model, type) and issubclass(model, models.Model)
 
 
+def project_tables() -> list[engine.TableName]:
+    """Every model's table: the tables the project declares, the only ones prune touches."""
+    from django.apps import apps
+
+    from pgtrigger.compiler import _split_table
+
+    return [_split_table(m._meta.db_table) for m in apps.get_models(include_auto_created=True)]
+
+
 def targets(*uris: str, database: str | None = None) -> list[engine.Target]:
     """Compiled triggers; ``trigger.allow_migrate`` (which subclasses may override) decides
     which ones belong in ``database`` (the others are UNALLOWED)."""
@@ -90,15 +99,19 @@ def targets(*uris: str, database: str | None = None) -> list[engine.Target]:
 def declared(*uris: str, database: str | None = None) -> list[engine.Target]:
     """What ``ls`` compares with the catalog, read as django-pgtrigger read it: the table from
     ``db_table``, the pgid from ``get_pgid`` and only the hash from ``compile``."""
-    result = []
-    for uri, model, trigger in django_triggers(*uris):
-        schema, table = _split_table(model._meta.db_table)
-        allowed = trigger.allow_migrate(model, database=database)
-        identity = engine.Declared(
-            schema, table, trigger.get_pgid(model), trigger.compile(model).hash if allowed else ""
-        )
-        result.append(engine.Target(uri, identity, allowed=allowed))
-    return result
+    return [
+        _declared_target(uri, model, trigger, database)
+        for uri, model, trigger in django_triggers(*uris)
+    ]
+
+
+def _declared_target(uri: str, model: Any, trigger: Any, database: str | None) -> engine.Target:
+    schema, table = _split_table(model._meta.db_table)
+    allowed = trigger.allow_migrate(model, database=database)
+    identity = engine.Declared(
+        schema, table, trigger.get_pgid(model), trigger.compile(model).hash if allowed else ""
+    )
+    return engine.Target(uri, identity, allowed=allowed)
 
 
 def _run(database: str | None, work: Any, read_only: bool = False) -> Any:
@@ -126,7 +139,9 @@ def ls(
         ]
     rows: list[engine.Status] = _run(
         database,
-        lambda ex: engine.ls(ex, wanted, schemas, not uris, registry.current_pgids()),
+        lambda ex: engine.ls(
+            ex, wanted, schemas, not uris, registry.current_pgids(), project_tables()
+        ),
         read_only=True,
     )
     return rows
@@ -170,6 +185,7 @@ class Backend:
                 force=force,
                 lock_timeout=lock_timeout,
                 declared_pgids=registry.current_pgids(),
+                declared_tables=project_tables(),
             ),
         )
         changed = [r for r in found if r.target and r.status in ("UNINSTALLED", "OUTDATED")]
@@ -196,6 +212,7 @@ class Backend:
                 prune=prune,
                 lock_timeout=lock_timeout,
                 declared_pgids=registry.current_pgids(),
+                declared_tables=project_tables(),
             ),
         )
         _log("Uninstalling", [r for r in found if r.installed], database)
@@ -251,7 +268,11 @@ class Backend:
         found: list[engine.Status] = _run(
             database,
             lambda ex: engine.prune(
-                ex, wanted, schemas=schemas, declared_pgids=registry.current_pgids()
+                ex,
+                wanted,
+                schemas=schemas,
+                declared_pgids=registry.current_pgids(),
+                declared_tables=project_tables(),
             ),
         )
         _log("Pruning", found, database)
@@ -284,13 +305,9 @@ class Backend:
         self, trigger: Any, model: Any, database: str | None = None
     ) -> tuple[str, bool | None]:
         model = _model_class(model)
-        if not trigger.allow_migrate(model, database=database):
+        target = _declared_target(trigger.get_uri(model), model, trigger, database)
+        if not target.allowed:
             return engine.UNALLOWED, None
-        schema, table = _split_table(model._meta.db_table)
-        target = engine.Target(
-            trigger.get_uri(model),
-            engine.Declared(schema, table, trigger.get_pgid(model), trigger.compile(model).hash),
-        )
         row = _run(database, lambda ex: engine.ls(ex, [target], None, False), read_only=True)[0]
         return row.status, row.enabled
 

@@ -20,6 +20,7 @@ from pgtrigger import registry
 from pgtrigger import runtime as core_runtime
 from pgtrigger.clauses import Timing
 from pgtrigger.sqla.declare import describe_table, register, tables_with_triggers, triggers_of
+from pgtrigger.sqla.expressions import NEW, OLD, Expression, when
 from pgtrigger.sqla.manage import (
     disable,
     enable,
@@ -74,6 +75,9 @@ def registered(*uris: str) -> list[tuple[Any, Any]]:
 
 
 __all__ = [
+    "NEW",
+    "OLD",
+    "Expression",
     "constraints",
     "describe_table",
     "disable",
@@ -88,4 +92,5 @@ __all__ = [
     "targets",
     "triggers_of",
     "uninstall",
+    "when",
 ]

@@ -37,46 +37,65 @@ class DropTriggerFunctions(ExecutableDDLElement):
         self.table = table
 
 
+def _schema_map(compiler: Any) -> Any:
+    """The ``schema_translate_map`` the statement is compiled (and executed) with, if any."""
+    return getattr(compiler, "schema_translate_map", None)
+
+
 @compiles(InstallTriggers, "postgresql")
 def _compile_install(element: InstallTriggers, compiler: DDLCompiler, **kw: Any) -> str:
     version = executor.server_version(compiler.dialect)
-    sql = "\n".join(
-        trigger.compile(element.table).install_sql_for(version, schema=element.schema).strip()
-        for trigger in declare.triggers_of(element.table)
-    )
+    with declare.translated(_schema_map(compiler)):
+        sql = "\n".join(
+            trigger.compile(element.table).install_sql_for(version, schema=element.schema).strip()
+            for trigger in declare.triggers_of(element.table)
+        )
     return compiler.sql_compiler.post_process_text(sql)  # type: ignore[no-any-return]
 
 
 @compiles(DropTriggerFunctions, "postgresql")
 def _compile_drop(element: DropTriggerFunctions, compiler: DDLCompiler, **kw: Any) -> str:
     statements = []
-    for trigger in declare.triggers_of(element.table):
-        function = trigger.compile(element.table).function
-        if function is not None:
-            statements.append(f"DROP FUNCTION IF EXISTS {function}();")
+    with declare.translated(_schema_map(compiler)):
+        for trigger in declare.triggers_of(element.table):
+            function = trigger.compile(element.table).function
+            if function is not None:
+                statements.append(f"DROP FUNCTION IF EXISTS {function}();")
     return compiler.sql_compiler.post_process_text("\n".join(statements))  # type: ignore[no-any-return]
+
+
+def _connection_schema_map(connection: Any) -> Any:
+    return connection.get_execution_options().get("schema_translate_map")
 
 
 def _run(connection: Any, element: ExecutableDDLElement) -> None:
     if executor.one_statement_driver(connection):
-        sql = str(element.compile(dialect=connection.dialect))
-        executor.ConnectionExecutor(connection).execute(sql)
+        compiled = element.compile(
+            dialect=connection.dialect, schema_translate_map=_connection_schema_map(connection)
+        )
+        executor.ConnectionExecutor(connection).execute(str(compiled))
     else:
-        connection.execute(element)
+        connection.execute(element)  # compiled with the connection's schema_translate_map
 
 
 def _install(target: Table, connection: Any, **kw: Any) -> None:
     if declare.triggers_of(target):
         schema = target.schema
-        if schema is None and isinstance(connection, Connection):  # not a mock (offline SQL)
-            from pgtrigger import engine
+        if isinstance(connection, Connection):  # not a mock (offline SQL): ask where it is
+            schema = (_connection_schema_map(connection) or {}).get(schema, schema)
+            if schema is None:
+                from pgtrigger import engine
 
-            schema = engine.table_schema(executor.ConnectionExecutor(connection), target.name)
+                schema = engine.table_schema(executor.ConnectionExecutor(connection), target.name)
         _run(connection, InstallTriggers(target, schema))
 
 
 def _drop_functions(target: Table, connection: Any, **kw: Any) -> None:
-    if any(trigger.compile(target).function for trigger in declare.triggers_of(target)):
+    with declare.translated(_connection_schema_map(connection)):
+        has_functions = any(
+            trigger.compile(target).function for trigger in declare.triggers_of(target)
+        )
+    if has_functions:
         _run(connection, DropTriggerFunctions(target))
 
 

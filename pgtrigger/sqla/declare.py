@@ -7,7 +7,10 @@ a weak mapping, never in ``Table.info`` (Alembic would render that into migratio
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import weakref
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from sqlalchemy import Column, Table, event, inspect
@@ -46,7 +49,13 @@ def attach(trigger: Trigger, table: Table) -> None:
         raise RegistrationError(
             f'Trigger "{trigger.name}" can only be placed among a Table\'s arguments, not on {table!r}'
         )
-    existing = _triggers.setdefault(table, [])
+    existing = _triggers.get(table)
+    if existing is None:
+        existing = _triggers[table] = []
+        # Copies made by table.to_metadata() get the triggers too. (A propagate=True listener,
+        # which to_metadata() copies, costs 70-190 us per table: 10 times the start-up budget
+        # of registering a table's triggers.)
+        table.__dict__["to_metadata"] = _CopyKeepingTriggers(table)
     if trigger in existing:
         return  # Table(..., extend_existing=True) passes the same arguments again
     for other in existing:
@@ -80,9 +89,39 @@ def _register(trigger: Trigger, table: Table) -> None:
         trigger.register(table)
         return
     uri = f"{_label(table)}:{trigger.name}"
-    trigger_registry.set(
-        uri, model=table, trigger=trigger, pgid=trigger._pgid_of_uri(uri, PGID_DIGITS)
-    )
+    try:
+        trigger_registry.set(
+            uri, model=table, trigger=trigger, pgid=trigger._pgid_of_uri(uri, PGID_DIGITS)
+        )
+    except RegistrationError:
+        if not _registered_as(uri, trigger):
+            raise
+        # A copy of a table under the same name (to_metadata() into another MetaData): the
+        # URI and pgid are the original's; the registry keeps the original.
+
+
+def _registered_as(uri: str, trigger: Trigger) -> bool:
+    try:
+        return trigger_registry.registered(uri)[0][1] is trigger
+    except LookupError:
+        return False
+
+
+class _CopyKeepingTriggers:
+    """``table.to_metadata`` for a table with triggers: the copy gets its triggers."""
+
+    __slots__ = ("_table",)
+
+    def __init__(self, table: Table) -> None:
+        self._table = weakref.ref(table)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Table:
+        table = self._table()
+        assert table is not None  # called through the table itself
+        copy = Table.to_metadata(table, *args, **kwargs)
+        for trigger in triggers_of(table):
+            attach(trigger, copy)
+        return copy
 
 
 def triggers_of(target: Any) -> list[Trigger]:
@@ -108,8 +147,8 @@ def _label(table: Table) -> str:
 
 #: Hex digits of the URI hash in SQLAlchemy pgids: django-pgtrigger's 5 collide for one name
 #: on a few hundred tables (a mixin); 12 make that a one-in-billions event. Long trigger names
-#: get fewer (at least 5): a pgid is at most 63 bytes.
-PGID_DIGITS = 12
+#: get fewer (at least 5): a pgid is at most 63 bytes. The same as a TableDescription's.
+PGID_DIGITS = core_table.PGID_DIGITS
 
 
 def pgid_digits_of(target: Any) -> int | None:
@@ -157,6 +196,33 @@ def _mapper_for(table: Table) -> Mapper[Any] | None:
     return found
 
 
+SchemaMap = Mapping[str | None, str | None]
+_translation: contextvars.ContextVar[SchemaMap | None] = contextvars.ContextVar(
+    "pgtrigger_schema_translation", default=None
+)
+
+
+@contextlib.contextmanager
+def translated(schema_map: SchemaMap | None) -> Iterator[None]:
+    """Describe tables under a ``schema_translate_map`` while inside (None: as declared).
+
+    URIs and pgids stay the code's (``post:name``); only the schema the SQL names changes.
+    """
+    token = _translation.set(schema_map or None)
+    try:
+        yield
+    finally:
+        _translation.reset(token)
+
+
+def effective_schema(table: Table) -> str | None:
+    """The schema ``table`` lives in under the current translation."""
+    schema_map = _translation.get()
+    if schema_map and table.schema in schema_map:
+        return schema_map[table.schema]
+    return table.schema
+
+
 def _is_auto(column: Column[Any]) -> bool:
     return column.onupdate is not None or column.server_onupdate is not None
 
@@ -170,8 +236,10 @@ def describe_table(target: Any) -> TableDescription | None:
     else:
         return None
     mapper = _mapper_for(table)
-    # Tables only grow (columns added, a mapper found later): both are part of the key.
-    key = (len(table.columns), id(mapper) if mapper is not None else None)
+    schema = effective_schema(table)
+    # Tables only grow (columns added, a mapper found later): both are part of the key, and
+    # so is the schema a translate map puts the table in.
+    key = (len(table.columns), id(mapper) if mapper is not None else None, schema)
     cached = _descriptions.get(table)
     if cached is not None and cached[0] == key:
         return cached[1]
@@ -194,7 +262,7 @@ def describe_table(target: Any) -> TableDescription | None:
     )
     description = TableDescription(
         name=table.name,
-        schema=table.schema,
+        schema=schema,
         primary_key=tuple(col.name for col in table.primary_key.columns),
         fields=fields,
         label=_label(table),

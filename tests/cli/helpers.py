@@ -65,12 +65,19 @@ class Invoice(Base):
     )
 
 
+class Other(Base):
+    """No triggers: its table is still the project's, so prune may clean it."""
+
+    __tablename__ = "cli_other"
+    id: Mapped[int] = mapped_column(primary_key=True)
+
+
 metadata = Base.metadata
 TABLES = [Item.__table__, Invoice.__table__]
 NOT_A_TARGET = 42
 '''
 
-#: The tables of :data:`MODELS` (without triggers), plus a table no model declares.
+#: The tables of :data:`MODELS` (without triggers).
 TABLES_SQL = """
 CREATE SCHEMA billing;
 CREATE TABLE cli_item (id int PRIMARY KEY, name text NOT NULL, status text NOT NULL);

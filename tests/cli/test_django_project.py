@@ -92,7 +92,7 @@ def test_console_script_from_the_project_root(django_root: Path, database: Datab
         refused = command(django_root, *manage, "pgtrigger", sub, "-s", "nope")
         assert refused.code == 1, refused
         assert refused.stderr.strip().endswith(
-            f'CommandError: schema "nope" does not exist in database "{database.name}"'
+            f'SchemaNotFoundError: schema "nope" does not exist in database "{database.name}"'
         ), refused
     listed = command(django_root, *manage, "pgtrigger", "ls", "-s", "public")
     assert listed.code == 0, listed

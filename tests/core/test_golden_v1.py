@@ -50,6 +50,7 @@ def build_table(desc: dict[str, Any]) -> pgtrigger.TableDescription:
         label=desc["label"],
         template="v1",
         legacy_name=desc["name"],
+        pgid_digits=pgtrigger.table.DJANGO_PGID_DIGITS,  # django-pgtrigger's models
     )
 
 

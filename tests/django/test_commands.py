@@ -165,6 +165,23 @@ def test_prune() -> None:
     assert pgtrigger.prunable() == []
 
 
+def test_prune_leaves_tables_no_model_declares() -> None:
+    """Another codebase's triggers on its own table in the same database survive prune."""
+    execute("CREATE TABLE other_service_audit (id int PRIMARY KEY)")
+    try:
+        add_orphan("other_service_audit", "pgtrigger_b_guard_abcde")
+        add_orphan("testapp_protectedrow")
+        assert [p[1] for p in pgtrigger.prunable()] == ["pgtrigger_orphan_abcde"]
+        manage("pgtrigger", "prune")
+        pgtrigger.install()
+        assert pgtrigger.prunable() == []
+        assert (
+            scalar("SELECT count(*) FROM pg_trigger WHERE tgname = 'pgtrigger_b_guard_abcde'") == 1
+        )
+    finally:
+        execute("DROP TABLE other_service_audit; DROP FUNCTION pgtrigger_b_guard_abcde()")
+
+
 def test_commands_log_what_they_do(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="pgtrigger")
     manage("pgtrigger", "uninstall", ROWS)

@@ -381,9 +381,11 @@ def test_async_management(module_database: Any, tables: Engine, driver: str) -> 
     assert summary(pgtrigger.sqla.ls(tables, metadata=metadata)) == installed_summary(*ALL_URIS)
 
 
-def test_bind_must_be_an_engine_or_connection() -> None:
-    with pytest.raises(TypeError, match="Engine or Connection"):
+def test_bind_must_be_an_engine_connection_or_session() -> None:
+    expected = "bind must be an Engine, Connection, Session, AsyncEngine, AsyncConnection or"
+    with pytest.raises(TypeError, match=expected) as info:
         pgtrigger.sqla.ls(object())
+    assert "a-prefixed" not in str(info.value)
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from pgtrigger import engine, installation
 from pgtrigger.django import installation as django_installation
-from pgtrigger.errors import UnknownTriggerError
+from pgtrigger.errors import UnknownSchemaError, UnknownTriggerError
 from pgtrigger.scope import require_schemas
 
 STATUS_COLOURS = {
@@ -42,6 +42,10 @@ HELPS = {
 class UnknownURIError(CommandError, UnknownTriggerError):
     """A URI naming no trigger: one line from ``manage.py``, still a ``KeyError`` (as
     django-pgtrigger raised) for code calling the command."""
+
+
+class SchemaNotFoundError(CommandError, UnknownSchemaError):
+    """``-s`` naming a schema the database lacks: one line from ``manage.py``."""
 
 
 def _require_schemas(options: dict[str, Any]) -> None:
@@ -97,6 +101,8 @@ class Command(BaseCommand):
             method(*args, **options)
         except UnknownTriggerError as exc:
             raise UnknownURIError(str(exc)) from None
+        except UnknownSchemaError as exc:
+            raise SchemaNotFoundError(str(exc)) from None
 
     # -- django-pgtrigger's subcommands -----------------------------------------------------
     def ls(self, *args: Any, **options: Any) -> None:
