@@ -103,9 +103,21 @@ def run_sql(operations: Operations, sql: str) -> None:
     ConnectionExecutor(operations.get_bind()).execute(sql)
 
 
+def _install_sql(operations: Operations, trigger: Frozen) -> str:
+    """Online, a compiled trigger's names are qualified with the schema its table is in (so
+    the install runs with only built-ins on the search path; see docs/security.md)."""
+    version = _server_version(operations)
+    if operations.migration_context.as_sql or not isinstance(trigger, compiler.Trigger):
+        return trigger.install_sql_for(version)
+    from pgtrigger import engine
+    from pgtrigger.sqla.executor import ConnectionExecutor
+
+    return engine.install_sql(ConnectionExecutor(operations.get_bind()), trigger, version)
+
+
 @Operations.implementation_for(CreatePgTriggerOp)
 def _create(operations: Operations, operation: CreatePgTriggerOp) -> None:
-    run_sql(operations, operation.trigger.install_sql_for(_server_version(operations)))
+    run_sql(operations, _install_sql(operations, operation.trigger))
 
 
 @Operations.implementation_for(DropPgTriggerOp)
@@ -115,7 +127,7 @@ def _drop(operations: Operations, operation: DropPgTriggerOp) -> None:
 
 @Operations.implementation_for(ReplacePgTriggerOp)
 def _replace(operations: Operations, operation: ReplacePgTriggerOp) -> None:
-    sql = operation.trigger.install_sql_for(_server_version(operations))
+    sql = _install_sql(operations, operation.trigger)
     previous = operation.previous
     if previous.is_constraint and not operation.trigger.is_constraint:
         # CREATE OR REPLACE TRIGGER cannot replace a constraint trigger: drop it first (the

@@ -120,7 +120,16 @@ Connection = psycopg.Connection[Any]
 #: Variants with a trigger, in the order tables and charts show them.
 TRIGGERED: tuple[str, ...] = ("dpgt", "v1", "v2")
 FLOOR = "floor"
-ORDER: tuple[str, ...] = ("baseline", *TRIGGERED, FLOOR)
+#: ``--security``: v2 with each hardened option (docs/security.md). ``ignorable=False``
+#: compiles to exactly the floor (no ignore check), so it needs no variant of its own.
+BY_ROLE = "by_role"
+PINNED = "pinned"
+SECURITY: tuple[str, ...] = (BY_ROLE, PINNED)
+#: The role ``by_role`` names: built in, so the benchmark creates no cluster-wide object. The
+#: benchmark's sessions are superusers, members of every role: "this ignored" skips the rows,
+#: after ``pg_has_role`` ran for each.
+BY_ROLE_NAME = "pg_monitor"
+ORDER: tuple[str, ...] = ("baseline", *TRIGGERED, FLOOR, *SECURITY)
 STATES: tuple[str, ...] = ("never", "empty", "other", "this")
 STATE_LABELS = {
     "never": "never set",
@@ -427,6 +436,17 @@ def floor_of(v2: compiler.Trigger) -> compiler.Trigger:
     return compiler.Trigger(name=v2.name, sql=compiler.UpsertTriggerSqlV2(**kwargs))
 
 
+def with_options(trigger: pgtrigger.Trigger, **options: Any) -> pgtrigger.Trigger:
+    """A copy of ``trigger`` with security options set (same name, so the same pgid)."""
+    import copy
+
+    changed = copy.copy(trigger)
+    for key, value in options.items():
+        setattr(changed, key, value)
+    changed.validate()
+    return changed
+
+
 def compile_case(case: Case, dpgt: Dpgt, variants: Sequence[str]) -> Compiled:
     table = post_table("v2")
     uri = case.trigger.get_uri(table)
@@ -436,6 +456,11 @@ def compile_case(case: Case, dpgt: Dpgt, variants: Sequence[str]) -> Compiled:
     assert ours["v1"].pgid == ours["v2"].pgid == pgid
     if FLOOR in variants:
         ours[FLOOR] = floor_of(ours["v2"])
+    if BY_ROLE in variants:
+        ours[BY_ROLE] = with_options(case.trigger, ignorable_by=BY_ROLE_NAME).compile(table)
+    if PINNED in variants:
+        pinned = with_options(case.trigger, search_path=["pg_catalog", "public"])
+        ours[PINNED] = pinned.compile(table)
     name = str(case.trigger.name)
     theirs = dpgt.triggers.get(name)
     if theirs is None:
@@ -671,6 +696,8 @@ def summarize(case: Case, rows: int, times: dict[str, dict[str, list[float]]]) -
             "v2/dpgt": paired_ratio(t, "v2", "dpgt"),
             "v1/dpgt": paired_ratio(t, "v1", "dpgt"),
             "v2/v1": paired_ratio(t, "v2", "v1"),
+            # --security: each hardened option against plain v2
+            **{f"{v}/v2": paired_ratio(t, v, "v2") for v in (FLOOR, *SECURITY) if v in t},
         }
         noise = max(
             statistics.median(abs(x - med[v]) for x in xs) / med[v] * 100.0 for v, xs in t.items()
@@ -704,7 +731,9 @@ def format_case(
         f" django-pgtrigger's SQL is {same}, names aside)",
         f"    {'state':<14}{'base ms':>9}"
         + "".join(f"{v + ' us/row':>14}" for v in triggered)
-        + f"{'v2/dpgt':>9}{'v1/dpgt':>9}{'noise':>8}  flags",
+        + f"{'v2/dpgt':>9}{'v1/dpgt':>9}"
+        + "".join(f"{v + '/v2':>11}" for v in SECURITY if v in variants)
+        + f"{'noise':>8}  flags",
     ]
     for r in summary:
         flags = []
@@ -718,7 +747,9 @@ def format_case(
             f"    {STATE_LABELS[r.state]:<14}{r.ms['baseline']:>9.1f}"
             + "".join(f"{r.us_per_row[v]:>14.2f}" for v in triggered)
             + f"{r.ratios['v2/dpgt']:>9.2f}{r.ratios['v1/dpgt']:>9.2f}"
-            f"{r.noise_pct:>7.1f}%  " + ("; ".join(flags) or "ok")
+            + "".join(f"{r.ratios[v + '/v2']:>11.3f}" for v in SECURITY if v in variants)
+            + f"{r.noise_pct:>7.1f}%  "
+            + ("; ".join(flags) or "ok")
         )
     return "\n".join(lines)
 
@@ -780,6 +811,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="add the variant 'floor': v2 without any ignore check (the trigger's own work)",
     )
     parser.add_argument(
+        "--security",
+        action="store_true",
+        help="add v2 with each hardened option: 'by_role' (ignorable_by) and 'pinned'"
+        " (search_path); ignorable=False compiles to 'floor'",
+    )
+    parser.add_argument(
         "--clock",
         choices=CLOCKS,
         default="wall",
@@ -805,7 +842,12 @@ def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
                 f"unknown case(s) {sorted(unknown)}; choose from {[c.key for c in cases]}"
             )
         cases = [c for c in cases if c.key in args.case]
-    variants = ("baseline", *TRIGGERED, *((FLOOR,) if args.floor else ()))
+    variants = (
+        "baseline",
+        *TRIGGERED,
+        *((FLOOR,) if args.floor else ()),
+        *(SECURITY if args.security else ()),
+    )
     dpgt = compile_dpgt()
     compiled = {case.key: compile_case(case, dpgt, variants) for case in cases}
     with temporary_database(url) as dsn, contextlib.ExitStack() as stack:

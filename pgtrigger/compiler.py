@@ -10,6 +10,7 @@ their text. Never edit a released template; add a new version instead.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import hashlib
 import re
 from collections.abc import Sequence
@@ -104,6 +105,137 @@ def _split_table(table: str) -> tuple[str | None, str]:
     return None, text.replace('""', '"')
 
 
+#: The search path every pgtrigger install runs with: only built-ins resolve (``pg_temp`` is
+#: named last so that it is never searched first for tables, and never for functions).
+INSTALL_SEARCH_PATH = "pg_catalog, pg_temp"
+#: Where a migration's install keeps the caller's search path while it runs.
+_PATH_STASH = "pgtrigger.search_path_before_install"
+
+
+def body_digest(body: str) -> str:
+    """Digest of a function body (``pg_proc.prosrc``); the catalog query computes the same."""
+    return hashlib.sha256(body.encode()).hexdigest()[:32]
+
+
+#: What the catalog query computes for ``body_digest`` (PostgreSQL 11+).
+BODY_DIGEST_SQL = (
+    "pg_catalog.substr(pg_catalog.encode(pg_catalog.sha256("
+    "pg_catalog.convert_to({}, 'UTF8')), 'hex'), 1, 32)"
+)
+
+
+def split_comment(comment: str | None) -> tuple[str | None, str | None]:
+    """A trigger comment -> (fingerprint, body digest).
+
+    django-pgtrigger, template v1 and earlier pgtrigger releases write the fingerprint alone; v2 now writes
+    ``<fingerprint>:<digest of the function body>``.
+    """
+    if comment is None:
+        return None, None
+    fingerprint, sep, digest = comment.partition(":")
+    return fingerprint, (digest or None) if sep else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Guarded:
+    """What the adoption guard checks for one installed trigger (see ``adoption_guard``)."""
+
+    #: The table as the install names it (qualified, or resolved on the caller's path).
+    table: str
+    pgid: str
+    #: v1's shared ignore function (``"public"._pgtrigger_should_ignore``), if it calls one.
+    helper: str | None = None
+    #: The ``ignorable_by`` role, which must exist.
+    role: str | None = None
+
+
+def adoption_guard(guarded: Sequence[Guarded]) -> str:
+    """One statement that fails unless every trigger's function (and v1's helper) is owned by a
+    role that may create triggers on that table itself, and every ``ignorable_by`` role exists.
+
+    Runs after the install, in its transaction: ``CREATE OR REPLACE FUNCTION`` keeps the
+    owner of a function someone created first under our name, so without this an install
+    by a superuser would hand its trigger to that role. Failing rolls the install back.
+    Every name is qualified: it runs under whatever search path the caller has. One statement
+    for a whole batch: the engine checks every trigger it installs at once.
+    """
+    eq = "OPERATOR(pg_catalog.=)"
+
+    def text(value: str | None) -> str:
+        return (
+            "NULL::pg_catalog.text"
+            if value is None
+            else f"{sqltext.string(value)}::pg_catalog.text"
+        )
+
+    rows = ",\n            ".join(
+        f"({text(g.table)}, {text(g.pgid)}, {text(g.helper)}, {text(g.role)})" for g in guarded
+    )
+    # ignorable_by names a role by name (a stored expression cannot hold a role's OID): one
+    # that does not exist fails the install rather than every later ignore attempt.
+    missing_role = (
+        "SELECT v.pgid, v.tbl, v.role FROM v WHERE v.role IS NOT NULL AND NOT EXISTS"
+        f" (SELECT FROM pg_catalog.pg_roles r WHERE r.rolname {eq} v.role::pg_catalog.name)"
+    )
+    foreign_owner = (
+        "SELECT v.pgid, v.tbl, p.oid::pg_catalog.regprocedure::pg_catalog.text AS function,"
+        " pg_catalog.pg_get_userbyid(p.proowner)::pg_catalog.text AS owner"
+        " FROM v JOIN pg_catalog.pg_trigger t"
+        f" ON t.tgrelid {eq} v.tbl::pg_catalog.regclass AND t.tgname {eq} v.pgid::pg_catalog.name"
+        f" JOIN pg_catalog.pg_proc p ON p.oid {eq} t.tgfoid"
+        " WHERE NOT pg_catalog.has_table_privilege(p.proowner, t.tgrelid, 'TRIGGER')"
+        " UNION ALL SELECT v.pgid, v.tbl, p.oid::pg_catalog.regprocedure::pg_catalog.text,"
+        " pg_catalog.pg_get_userbyid(p.proowner)::pg_catalog.text"
+        " FROM v JOIN pg_catalog.pg_proc p ON p.oid"
+        f" {eq} pg_catalog.to_regprocedure(v.helper OPERATOR(pg_catalog.||) '(pg_catalog.name)')"
+        " WHERE NOT pg_catalog.has_table_privilege(p.proowner, v.tbl::pg_catalog.regclass,"
+        " 'TRIGGER')"
+    )
+    refuse = sqltext.string(
+        'pgtrigger: refusing to install trigger "%" on table %: function % is owned by role'
+        ' "%", which may not create triggers on that table (it was created before the install,'
+        " by someone else): drop it, or make the table's owner its owner, and install again"
+    )
+    body = (
+        "DECLARE\n    _found record;\nBEGIN\n"
+        f"    WITH v(tbl, pgid, helper, role) AS (VALUES\n            {rows})\n"
+        f"    {missing_role} LIMIT 1 INTO _found;\n"
+        "    IF _found IS NOT NULL THEN\n"
+        '        RAISE EXCEPTION \'pgtrigger: trigger "%" on table %: ignorable_by role "%"'
+        " does not exist', _found.pgid, _found.tbl, _found.role\n"
+        "            USING ERRCODE = 'undefined_object';\n"
+        "    END IF;\n"
+        f"    WITH v(tbl, pgid, helper, role) AS (VALUES\n            {rows})\n"
+        f"    {foreign_owner} LIMIT 1 INTO _found;\n"
+        "    IF _found IS NOT NULL THEN\n"
+        f"        RAISE EXCEPTION {refuse}, _found.pgid, _found.tbl::pg_catalog.regclass,"
+        " _found.function, _found.owner\n"
+        "            USING ERRCODE = 'insufficient_privilege';\n"
+        "    END IF;\nEND;"
+    )
+    return f"DO {sqltext.dollar_quote(body)};"
+
+
+#: Switches to ``INSTALL_SEARCH_PATH``, keeping the caller's path in a transaction-local
+#: setting set right here (so nothing a role preset is read back). ``SET LOCAL`` stands on its
+#: own: Citus propagates it only so.
+SEARCH_PATH_PRELUDE = (
+    f"SELECT pg_catalog.set_config('{_PATH_STASH}',"
+    " pg_catalog.current_setting('search_path'), true);\n"
+    f"SET LOCAL search_path = {INSTALL_SEARCH_PATH};\n"
+)
+#: Gives the caller's search path back.
+SEARCH_PATH_EPILOGUE = (
+    "SELECT pg_catalog.set_config('search_path',"
+    f" pg_catalog.current_setting('{_PATH_STASH}'), true);\n"
+)
+
+
+def _with_install_search_path(sql: str) -> str:
+    """``sql`` run with only built-ins on the search path; the caller's path comes back after."""
+    return f"{SEARCH_PATH_PRELUDE}{sql.strip()}\n{SEARCH_PATH_EPILOGUE}"
+
+
 class UpsertTriggerSql(collections.UserString):
     """SQL that creates or replaces a trigger: template v1, django-pgtrigger's own.
 
@@ -187,8 +319,59 @@ class UpsertTriggerSql(collections.UserString):
         """The trigger function v1 created (unqualified: it lands in the search path)."""
         return self.quoted_pgid
 
-    def install_sql_for(self, server_version: int | None = None) -> str:
-        return self.data
+    def comment(self, hash: str) -> str:
+        """What the trigger's comment says: the fingerprint (the template writes it)."""
+        return hash
+
+    @property
+    def helper(self) -> str:
+        """The shared ignore function this trigger calls (``"public"._pgtrigger_should_ignore``)."""
+        return {**self.defaults, **self.kwargs}["ignore_func_name"]
+
+    @property
+    def helper_body(self) -> str:
+        """The helper's body as the template creates it (``pg_proc.prosrc``)."""
+        return self.data.split("$$")[1]
+
+    @property
+    def function_body(self) -> str | None:
+        """The body of the function the trigger executes, or None when it runs another one."""
+        if self.kwargs.get("execute", self.defaults["execute"]) != self.defaults["execute"]:
+            return None
+        return self.data.split("$$")[3]
+
+    @property
+    def helper_schema(self) -> str | None:
+        """The schema of the helper (None when ``ignore_func_name`` is not the usual one)."""
+        parsed = _QUOTED_NAME.fullmatch(self.helper.removesuffix("._pgtrigger_should_ignore"))
+        if not self.helper.endswith("._pgtrigger_should_ignore") or parsed is None:
+            return None
+        return parsed.group(1).replace('""', '"') if parsed.group(2) is None else None
+
+    def guarded(self, schema: str | None = None) -> Guarded:
+        """What the adoption guard checks for this trigger (``schema``: where its table was
+        found, to name it whatever the search path)."""
+        if schema is None or self.schema:
+            return Guarded(self.quoted_table, self.pgid, self.helper)
+        return Guarded(sqltext.qualified(schema, self.table_name), self.pgid, self.helper)
+
+    def guarded_sql(
+        self, server_version: int | None = None, schema: str | None = None, *, guard: bool = True
+    ) -> str:
+        """The template's SQL, then (``guard``) the check that no other role owns what it
+        replaced.
+
+        v1's names are unqualified: the caller picks the search path (the engine puts the
+        table's schema on it, alone with ``pg_temp``).
+        """
+        sql = f"{self.data.rstrip()}\n"
+        return f"{sql}{adoption_guard([self.guarded()])}\n" if guard else sql
+
+    def install_sql_for(
+        self, server_version: int | None = None, *, schema: str | None = None
+    ) -> str:
+        """What migrations run: the frozen text (search path left to the caller), guarded."""
+        return self.guarded_sql(server_version, schema)
 
     def uninstall_sql(self) -> str:
         return f"DROP TRIGGER IF EXISTS {self.quoted_pgid} ON {self.quoted_table};"
@@ -208,6 +391,12 @@ class UpsertTriggerSqlV2(collections.UserString):
     in the trigger's ``WHEN`` clause, so skipped rows never enter PL/pgSQL and no exception
     block runs per row; the function is schema-qualified with its table; the trigger is
     replaced in place (``CREATE OR REPLACE TRIGGER``, PostgreSQL 14+) so it is never absent.
+
+    Hardened (see docs/security.md): what it generates names built-ins with ``pg_catalog``;
+    installs run with only ``pg_catalog`` on the search path (``install_sql_for``) and refuse
+    to take over a function another role created first; the comment stores the digest of the
+    function body next to the fingerprint, so drift shows in ``ls``. ``ignorable_by`` lets
+    only members of a role skip the trigger; ``search_path`` pins the function's.
     """
 
     template_version = "v2"
@@ -230,7 +419,10 @@ class UpsertTriggerSqlV2(collections.UserString):
         ignore: str = "when",
         execute: str | None = None,
         hash: str | None = None,
+        ignorable_by: str | None = None,
+        search_path: str | None = None,
     ) -> None:
+        # New arguments only appear when set: migrations written before them replay as is.
         self.kwargs = {
             key: str(val)
             for key, val in {
@@ -248,11 +440,17 @@ class UpsertTriggerSqlV2(collections.UserString):
                 "condition": condition,
                 "ignore": ignore,
                 "execute": execute,
+                "ignorable_by": ignorable_by,
+                "search_path": search_path,
             }.items()
             if val not in (None, "")
         }
         if ignore not in ("when", "body", "none"):
             raise ValueError(f"Unknown ignore placement {ignore!r}")
+        if ignorable_by is not None and ignore == "none":
+            raise ValueError(
+                f"Trigger {pgid}: ignore='none' leaves no ignore check for ignorable_by to restrict"
+            )
         self.pgid = pgid
         self.schema = schema
         self.table_name = table
@@ -260,30 +458,71 @@ class UpsertTriggerSqlV2(collections.UserString):
         self.quoted_table = sqltext.qualified(schema, table)
         self.quoted_pgid = sqltext.ident(pgid, "trigger id")
         self.constraint = bool(constraint)
-        self._function = None if execute else sqltext.qualified(schema, pgid, "trigger function")
+        self.ignorable_by = ignorable_by
+        self.search_path = search_path
+        self._execute = execute
         self._declare = declare
         self._func = func
         self._ignore = ignore
-        self._head = self._render_head(
-            when=str(when),
-            operation=str(operation),
-            timing=str(timing),
-            referencing=str(referencing),
-            level=str(level),
-            condition=condition,
-            execute=execute or f"{self._function}()",
+        self._parts = {
+            "when": str(when),
+            "operation": str(operation),
+            "timing": str(timing),
+            "referencing": str(referencing),
+            "level": str(level),
+            "condition": condition,
+        }
+        self.function_body = None if execute else self._body()
+        self.body_digest = None if self.function_body is None else body_digest(self.function_body)
+        self.hash = (
+            hash or hashlib.sha1(self._render(schema, replace=True, hash="").encode()).hexdigest()
         )
-        self.hash = hash or hashlib.sha1(self._render(replace=True, hash="").encode()).hexdigest()
-        self.data = self._render(replace=True, hash=self.hash)
+        self.data = self._render(schema, replace=True, hash=self.hash)
 
+    # -- the ignore check --------------------------------------------------------------------
     def ignore_check(self) -> str:
-        """True when this trigger runs: its pgid is not in ``pgtrigger.ignore``."""
-        return (
-            f"({sqltext.string(self.pgid)} = ANY(NULLIF(current_setting('pgtrigger.ignore', true),"
-            " '')::text[])) IS NOT TRUE"
-        )
+        """True when this trigger runs, for the ``WHEN`` clause (bound at install time).
 
-    def _render_head(self, **parts: str) -> str:
+        Its pgid is not in ``pgtrigger.ignore`` (or, with ``ignorable_by``, the session's
+        user is no member of that role). The setting reads as NULL where it was never set and
+        as ``''`` after a transaction that set it.
+        """
+        ignored = (
+            f"({sqltext.string(self.pgid)} OPERATOR(pg_catalog.=) ANY (NULLIF("
+            "pg_catalog.current_setting('pgtrigger.ignore', true), '')::pg_catalog.text[]))"
+            " IS NOT TRUE"
+        )
+        if self.ignorable_by is None:
+            return ignored
+        return f"({ignored} OR NOT {self._member_check()})"
+
+    def _member_check(self) -> str:
+        # session_user, not current_user: a SECURITY DEFINER function changes current_user.
+        # By name (PostgreSQL refuses a role's OID in a stored expression); the install checks
+        # that the role exists.
+        role = sqltext.string(self.ignorable_by or "")
+        return f"pg_catalog.pg_has_role(session_user, {role}::pg_catalog.name, 'MEMBER')"
+
+    def _body_ignore_check(self) -> str:
+        """The same check for a function body, resolved at run time: every operator named."""
+        setting = "pg_catalog.current_setting('pgtrigger.ignore', true)"
+        ignored = (
+            f"{setting} OPERATOR(pg_catalog.<>) ''"
+            f" AND {sqltext.string(self.pgid)} OPERATOR(pg_catalog.=)"
+            f" ANY ({setting}::pg_catalog.text[])"
+        )
+        if self.ignorable_by is not None:
+            ignored += f" AND {self._member_check()}"
+        return ignored
+
+    # -- rendering ----------------------------------------------------------------------------
+    def _function(self, schema: str | None) -> str | None:
+        if self._execute:
+            return None
+        return sqltext.qualified(schema, self.pgid, "trigger function")
+
+    def _head(self, schema: str | None) -> str:
+        parts = self._parts
         # The trigger's own condition first: rows it filters out never read the setting.
         conditions = []
         if parts["condition"]:
@@ -291,64 +530,103 @@ class UpsertTriggerSqlV2(collections.UserString):
         if self._ignore == "when":
             conditions.append(self.ignore_check())
         when_clause = f"WHEN ({' AND '.join(conditions)})" if conditions else ""
+        execute = self._execute or f"{self._function(schema)}()"
         lines = [
-            f"{parts['when']} {parts['operation']} ON {self.quoted_table}",
+            f"{parts['when']} {parts['operation']} ON {sqltext.qualified(schema, self.table_name)}",
             parts["timing"],
             parts["referencing"].strip(),
             f"FOR EACH {parts['level']}",
             when_clause,
-            f"EXECUTE FUNCTION {parts['execute']}",
+            f"EXECUTE FUNCTION {execute}",
         ]
         return "\n    ".join(line for line in lines if line)
 
-    def _function_sql(self) -> str:
-        if self._function is None:
-            return ""
+    def _body(self) -> str:
+        """The function body exactly as Postgres stores it (``pg_proc.prosrc``)."""
         body = self._func
         if self._ignore == "body":
             body = (
-                f"IF NOT ({self.ignore_check()}) THEN\n"
-                "    IF TG_OP = 'DELETE' THEN RETURN OLD; ELSE RETURN NEW; END IF;\n"
+                f"IF {self._body_ignore_check()} THEN\n"
+                "    IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN RETURN OLD; ELSE RETURN NEW;"
+                " END IF;\n"
                 f"END IF;\n{body}"
             )
         declare = f"{self._declare}\n" if self._declare else ""
-        quoted = sqltext.dollar_quote(f"{declare}BEGIN\n{body}\nEND;")
+        return f"\n{declare}BEGIN\n{body}\nEND;\n"
+
+    def _function_sql(self, schema: str | None) -> str:
+        function = self._function(schema)
+        if function is None or self.function_body is None:
+            return ""
+        quoted = sqltext.dollar_quote(self.function_body[1:-1])
+        pinned = f"\nSET search_path = {self.search_path}" if self.search_path else ""
         return (
-            f"CREATE OR REPLACE FUNCTION {self._function}()\n"
-            f"RETURNS TRIGGER AS {quoted} LANGUAGE plpgsql;\n\n"
+            f"CREATE OR REPLACE FUNCTION {function}()\n"
+            f"RETURNS TRIGGER AS {quoted} LANGUAGE plpgsql{pinned};\n\n"
         )
 
-    def _render(self, *, replace: bool, hash: str) -> str:
+    def comment(self, hash: str) -> str:
+        """What the trigger's comment says: the fingerprint, then the body's digest."""
+        return hash if self.body_digest is None else f"{hash}:{self.body_digest}"
+
+    def _render(self, schema: str | None, *, replace: bool, hash: str) -> str:
+        table = sqltext.qualified(schema, self.table_name)
+        head = self._head(schema)
         constraint = "CONSTRAINT " if self.constraint else ""
         if replace and not self.constraint:
-            create = f"CREATE OR REPLACE TRIGGER {self.quoted_pgid}\n    {self._head};\n"
+            create = f"CREATE OR REPLACE TRIGGER {self.quoted_pgid}\n    {head};\n"
         else:
             # Constraint triggers cannot be replaced in place; the transaction hides the gap.
             create = (
-                f"DROP TRIGGER IF EXISTS {self.quoted_pgid} ON {self.quoted_table};\n"
-                f"CREATE {constraint}TRIGGER {self.quoted_pgid}\n    {self._head};\n"
+                f"DROP TRIGGER IF EXISTS {self.quoted_pgid} ON {table};\n"
+                f"CREATE {constraint}TRIGGER {self.quoted_pgid}\n    {head};\n"
             )
         comment = (
-            f"COMMENT ON TRIGGER {self.quoted_pgid} ON {self.quoted_table}"
-            f" IS {sqltext.string(hash)};\n"
+            f"COMMENT ON TRIGGER {self.quoted_pgid} ON {table}"
+            f" IS {sqltext.string(self.comment(hash))};\n"
         )
-        return self._function_sql() + create + comment
+        return self._function_sql(schema) + create + comment
 
     @property
     def function(self) -> str | None:
         """The schema-qualified trigger function, or None when a built-in function runs."""
-        return self._function
+        return self._function(self.schema)
 
-    def install_sql_for(self, server_version: int | None = None) -> str:
-        """Install SQL for a server (``server_version`` as in ``SHOW server_version_num``)."""
-        if server_version is not None and server_version < OR_REPLACE_TRIGGER_SINCE:
-            return self._render(replace=False, hash=self.hash)
-        return self.data
+    def guarded(self, schema: str | None = None) -> Guarded:
+        """What the adoption guard checks for this trigger (``schema``: for a table declared
+        without one, where it was found)."""
+        table = sqltext.qualified(self.schema or schema, self.table_name)
+        return Guarded(table, self.pgid, role=self.ignorable_by)
+
+    def guarded_sql(
+        self, server_version: int | None = None, schema: str | None = None, *, guard: bool = True
+    ) -> str:
+        """Install SQL with every name qualified (``schema`` for a table declared without
+        one), then (``guard``) the check that no other role owns the function it replaced.
+
+        The fingerprint is the same whatever ``schema``: it is the declaration's.
+        """
+        replace = server_version is None or server_version >= OR_REPLACE_TRIGGER_SINCE
+        sql = self._render(self.schema or schema, replace=replace, hash=self.hash)
+        return f"{sql}{adoption_guard([self.guarded(schema)])}\n" if guard else sql
+
+    def install_sql_for(
+        self, server_version: int | None = None, *, schema: str | None = None
+    ) -> str:
+        """Install SQL for a server (``server_version`` as in ``SHOW server_version_num``).
+
+        With the table's schema known (declared, or given as ``schema``), every name is
+        qualified and the statements run with only built-ins on the search path: ``WHEN``
+        clauses bind to ``pg_catalog``'s operators whatever the caller's path holds. Without
+        it, names resolve through the caller's search path (as the table does).
+        """
+        sql = self.guarded_sql(server_version, schema)
+        return _with_install_search_path(sql) if (self.schema or schema) else sql
 
     def uninstall_sql(self) -> str:
         sql = f"DROP TRIGGER IF EXISTS {self.quoted_pgid} ON {self.quoted_table};"
-        if self._function is not None:
-            sql += f"\nDROP FUNCTION IF EXISTS {self._function}();"
+        if self.function is not None:
+            sql += f"\nDROP FUNCTION IF EXISTS {self.function}();"
         return sql
 
     def deconstruct(self) -> tuple[str, Sequence[Any], dict[str, Any]]:
@@ -436,11 +714,36 @@ class Trigger:
         return self.sql.hash
 
     @property
+    def comment(self) -> str:
+        """The comment the install leaves on the trigger (the fingerprint, and for v2 the
+        digest of the function body)."""
+        return self.sql.comment(self.sql.hash)
+
+    @property
     def install_sql(self) -> str:
         return str(self.sql)
 
-    def install_sql_for(self, server_version: int | None = None) -> str:
-        return self.sql.install_sql_for(server_version)
+    def install_sql_for(
+        self, server_version: int | None = None, *, schema: str | None = None
+    ) -> str:
+        """The SQL migrations run: hardened and guarded (see the templates)."""
+        return self.sql.install_sql_for(server_version, schema=schema)
+
+    def guarded_sql(
+        self, server_version: int | None = None, schema: str | None = None, *, guard: bool = True
+    ) -> str:
+        """Install SQL without the search-path change (the engine sets it once per batch);
+        ``guard=False`` leaves out the adoption guard too (the engine checks a batch at once)."""
+        return self.sql.guarded_sql(server_version, schema, guard=guard)
+
+    def guarded(self, schema: str | None = None) -> Guarded:
+        """What the adoption guard checks for this trigger (see ``adoption_guard``)."""
+        return self.sql.guarded(schema)
+
+    @property
+    def function_body(self) -> str | None:
+        """The body of the function the trigger executes (None: a built-in runs)."""
+        return self.sql.function_body
 
     @property
     def uninstall_sql(self) -> str:

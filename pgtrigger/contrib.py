@@ -98,7 +98,9 @@ class Composer(Trigger):
         pk_columns = table.primary_key_columns() if both else table.primary_key
         old_pk = ", ".join(f"old_values.{sqltext.legacy_column(col)}" for col in pk_columns)
         new_pk = ", ".join(f"new_values.{sqltext.legacy_column(col)}" for col in pk_columns)
-        joined = f"old_values JOIN new_values ON ({old_pk}) = ({new_pk}) {condition}"
+        # v2 names the built-in operator (the body resolves names with the writer's path).
+        equals = "=" if compiling_template(model) == "v1" else "OPERATOR(pg_catalog.=)"
+        joined = f"old_values JOIN new_values ON ({old_pk}) {equals} ({new_pk}) {condition}"
         if both and compiling_template(model) == "v1":
             # django-pgtrigger's test, values included; kept where it only picks a join that
             # is not needed (with one transition table it refused the trigger instead).
@@ -202,6 +204,15 @@ class Protect(Composer):
                 RETURN NULL;
                 """
         )
+
+    def v2_search_path(self, model: Any) -> str | None:
+        """Statement-level bodies evaluate the condition (and the join of the transition
+        tables) at run time: pinned to built-ins, so no one else's operator takes part. Once
+        per statement, so it costs nothing per row."""
+        pinned = super().v2_search_path(model)
+        if pinned is None and self.level == Statement and self.referencing:
+            return compiler.INSTALL_SEARCH_PATH
+        return pinned
 
 
 class ReadOnly(Protect):
@@ -318,6 +329,9 @@ class FSM(Trigger):
         field: Any = None,
         transitions: list[tuple[Any, Any]] | None = None,
         separator: str | None = None,
+        ignorable: bool | None = None,
+        ignorable_by: str | None = None,
+        search_path: list[str] | tuple[str, ...] | None = None,
     ) -> None:
         self.field = field or self.field
         self.transitions = transitions or self.transitions
@@ -351,7 +365,13 @@ class FSM(Trigger):
             )
         if self.separator in ('"', "'"):
             raise DefinitionError(f'Trigger "{label}": Separator must not have quotes')
-        super().__init__(name=name, condition=condition)
+        super().__init__(
+            name=name,
+            condition=condition,
+            ignorable=ignorable,
+            ignorable_by=ignorable_by,
+            search_path=search_path,
+        )
 
     def _django_expressible(self) -> bool:
         """Did django-pgtrigger's text work for this FSM? Then v1 must produce that text.
@@ -449,6 +469,7 @@ class FSM(Trigger):
             operation=self.operation,
             level=self.level,
             condition=condition,
+            **self.v2_options(model),
         )
 
 
@@ -471,6 +492,9 @@ class SoftDelete(Trigger):
         condition: Condition | None = None,
         field: Any = None,
         value: Any = _unset,
+        ignorable: bool | None = None,
+        ignorable_by: str | None = None,
+        search_path: list[str] | tuple[str, ...] | None = None,
     ) -> None:
         self.field = field or self.field
         self.value = value if value is not _unset else self.value
@@ -482,7 +506,13 @@ class SoftDelete(Trigger):
             sqltext.literal(self.value)
         except CompileError as exc:
             raise DefinitionError(f'Trigger "{label}": SoftDelete value: {exc}') from None
-        super().__init__(name=name, condition=condition)
+        super().__init__(
+            name=name,
+            condition=condition,
+            ignorable=ignorable,
+            ignorable_by=ignorable_by,
+            search_path=search_path,
+        )
 
     def _django_value(self) -> str | None:
         """django-pgtrigger's rendering of the value, where it rendered it correctly."""
@@ -513,11 +543,14 @@ class SoftDelete(Trigger):
         old_pk = ",".join(f"OLD.{quote(col)}" for col in pk_cols)
         if len(pk_cols) > 1:
             table_pk, old_pk = f"({table_pk})", f"({old_pk})"
+        # v2 names the built-in operator: the body runs with the writer's search path, where
+        # an operator someone else created for the key's type would otherwise win.
+        equals = "=" if legacy else "OPERATOR(pg_catalog.=)"
         return self.format_sql(
             f"""
             UPDATE {table_sql}
             SET {set_column} = {value}
-            WHERE {table_pk} = {old_pk};
+            WHERE {table_pk} {equals} {old_pk};
             RETURN NULL;
             """
         )
@@ -550,6 +583,8 @@ class UpdateSearchVector(Trigger):
         vector_field: str | None = None,
         document_fields: list[str] | None = None,
         config_name: str | None = None,
+        ignorable: bool | None = None,
+        ignorable_by: str | None = None,
     ) -> None:
         self.vector_field = vector_field or self.vector_field
         self.document_fields = document_fields or self.document_fields
@@ -567,7 +602,12 @@ class UpdateSearchVector(Trigger):
             raise DefinitionError(
                 f'Trigger "{label}": Must provide "config_name" to update search vector'
             )
-        super().__init__(name=name, operation=Insert | UpdateOf(*self.document_fields))
+        super().__init__(
+            name=name,
+            operation=Insert | UpdateOf(*self.document_fields),
+            ignorable=ignorable,
+            ignorable_by=ignorable_by,
+        )
 
     def ignore(self, model: Any) -> None:
         raise RuntimeError(f"Cannot ignore {self.__class__.__name__} triggers")
@@ -597,7 +637,8 @@ class UpdateSearchVector(Trigger):
         ]
         vector_col = table.field(self.vector_field or "", what="vector field").column
         args = [vector_col, self.config_name, *document_cols]
-        return f"tsvector_update_trigger({', '.join(sqltext.string(a) for a in args)})"
+        args_sql = ", ".join(sqltext.string(a) for a in args)
+        return f"pg_catalog.tsvector_update_trigger({args_sql})"
 
 
 __all__ = ["FSM", "Composer", "Protect", "ReadOnly", "SoftDelete", "UpdateSearchVector"]

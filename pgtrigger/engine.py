@@ -58,6 +58,18 @@ class InstalledTrigger:
     function_def: str | None = None
     #: A constraint (deferrable) trigger: ``CREATE OR REPLACE TRIGGER`` cannot replace it.
     is_constraint: bool = False
+    #: The comment as stored (``hash`` is its fingerprint part; v2 adds the body's digest).
+    comment: str | None = None
+    #: The function's owner, and whether that role may create triggers on the table itself.
+    function_owner: str | None = None
+    function_owner_ok: bool = True
+    #: Digest of the function's body as it is now (``compiler.body_digest``).
+    function_digest: str | None = None
+
+    @property
+    def body_hash(self) -> str | None:
+        """The digest of the function body stored at install (v2 comments), if any."""
+        return compiler.split_comment(self.comment)[1]
 
     @property
     def quoted_table(self) -> str:
@@ -83,10 +95,11 @@ class InstalledTrigger:
         if self.function_def and self.function_name == self.pgid:
             parts.append(self.function_def.strip().rstrip(";") + ";")
         parts.append(self._qualified_trigger_def().strip().rstrip(";") + ";")
-        if self.hash is not None:
+        comment = self.comment if self.comment is not None else self.hash
+        if comment is not None:
             parts.append(
                 f"COMMENT ON TRIGGER {sqltext.ident(self.pgid)} ON {self.quoted_table}"
-                f" IS {sqltext.string(self.hash)};"
+                f" IS {sqltext.string(comment)};"
             )
         if not self.enabled:
             parts.append(
@@ -109,12 +122,25 @@ class InstalledTrigger:
 
 
 @dataclass(frozen=True)
+class IgnoreHelper:
+    """A v1 ``_pgtrigger_should_ignore(name)`` function, shared by v1 triggers."""
+
+    schema: str
+    owner: str
+    digest: str
+    #: (schema, table) of pgtrigger tables on which its owner may not create triggers.
+    foreign_tables: frozenset[tuple[str, str]] = frozenset()
+
+
+@dataclass(frozen=True)
 class Catalog:
     server_version: int
     search_path: str
     triggers: tuple[InstalledTrigger, ...]
     #: (schema, table) -> visible on the search path, for the tables asked about.
     tables: dict[tuple[str, str], bool] = field(default_factory=dict)
+    #: v1's ignore helpers, by schema.
+    helpers: dict[str, IgnoreHelper] = field(default_factory=dict)
 
     def find(self, schema: str, table: str, pgid: str) -> InstalledTrigger | None:
         return self._index().get((schema, table, pgid))
@@ -142,42 +168,71 @@ class Catalog:
         return cached.get(table)
 
 
+#: Operators the catalog query uses, named so that none of another role's can take part:
+#: ``ls``, ``check`` and ``install`` are usually run by privileged roles.
+_EQ, _NE, _LIKE = "OPERATOR(pg_catalog.=)", "OPERATOR(pg_catalog.<>)", "OPERATOR(pg_catalog.~~)"
+_PGTRIGGER_NAME = f"{_LIKE} 'pgtrigger\\_%'::pg_catalog.text"
+
+
 def _catalog_sql(table_names: Iterable[str], definitions: bool = False) -> str:
     names = sorted(set(table_names))
     array = (
-        "ARRAY[" + ", ".join(sqltext.string(n) for n in names) + "]::text[]"
+        "ARRAY[" + ", ".join(sqltext.string(n) for n in names) + "]::pg_catalog.text[]"
         if names
-        else ("ARRAY[]::text[]")
+        else ("ARRAY[]::pg_catalog.text[]")
     )
     defs = (
-        ", pg_get_triggerdef(t.oid),"
-        " CASE WHEN p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'plpgsql')"
-        " THEN pg_get_functiondef(t.tgfoid) END"
+        ", pg_catalog.pg_get_triggerdef(t.oid),"
+        f" CASE WHEN p.prolang {_EQ} (SELECT oid FROM pg_catalog.pg_language"
+        f" WHERE lanname {_EQ} 'plpgsql'::pg_catalog.name)"
+        " THEN pg_catalog.pg_get_functiondef(t.tgfoid) END"
         if definitions
         else ""
     )
+    digest = compiler.BODY_DIGEST_SQL
     return f"""
-SELECT current_setting('server_version_num')::int,
-       current_setting('search_path'),
-       (SELECT coalesce(json_agg(json_build_array(
-                   n.nspname, c.relname, t.tgname, obj_description(t.oid, 'pg_trigger'),
-                   t.tgenabled <> 'D', pg_table_is_visible(c.oid), pn.nspname, p.proname,
-                   coalesce(users.n, 0),
-                   t.tgconstraint <> 0{defs}
-               )), '[]')::text
-          FROM pg_trigger t
-          JOIN pg_class c ON c.oid = t.tgrelid
+SELECT pg_catalog.current_setting('server_version_num')::pg_catalog.int4,
+       pg_catalog.current_setting('search_path'),
+       (SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_array(
+                   n.nspname, c.relname, t.tgname, pg_catalog.obj_description(t.oid, 'pg_trigger'),
+                   t.tgenabled {_NE} 'D'::pg_catalog.char, pg_catalog.pg_table_is_visible(c.oid),
+                   pn.nspname, p.proname,
+                   coalesce(users.n, 0::pg_catalog.int8),
+                   t.tgconstraint {_NE} 0::pg_catalog.oid,
+                   pg_catalog.pg_get_userbyid(p.proowner),
+                   pg_catalog.has_table_privilege(p.proowner, c.oid, 'TRIGGER'),
+                   {digest.format("p.prosrc")}{defs}
+               )), '[]')::pg_catalog.text
+          FROM pg_catalog.pg_trigger t
+          JOIN pg_catalog.pg_class c ON c.oid {_EQ} t.tgrelid
           -- how many triggers run each function: one pass over pg_trigger, not one per row
-          LEFT JOIN (SELECT tgfoid, count(*) AS n FROM pg_trigger GROUP BY tgfoid) users
-                 ON users.tgfoid = t.tgfoid
-          JOIN pg_namespace n ON n.oid = c.relnamespace
-          LEFT JOIN pg_proc p ON p.oid = t.tgfoid
-          LEFT JOIN pg_namespace pn ON pn.oid = p.pronamespace
-         WHERE t.tgname LIKE 'pgtrigger\\_%' AND NOT t.tgisinternal AND t.tgparentid = 0),
-       (SELECT coalesce(json_agg(json_build_array(n.nspname, c.relname, pg_table_is_visible(c.oid))),
-                        '[]')::text
-          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE c.relname = ANY({array}) AND c.relkind IN ('r', 'p', 'v', 'f', 'm'))
+          LEFT JOIN (SELECT tgfoid, pg_catalog.count(*) AS n FROM pg_catalog.pg_trigger
+                      GROUP BY tgfoid) users
+                 ON users.tgfoid {_EQ} t.tgfoid
+          JOIN pg_catalog.pg_namespace n ON n.oid {_EQ} c.relnamespace
+          LEFT JOIN pg_catalog.pg_proc p ON p.oid {_EQ} t.tgfoid
+          LEFT JOIN pg_catalog.pg_namespace pn ON pn.oid {_EQ} p.pronamespace
+         WHERE t.tgname {_PGTRIGGER_NAME} AND NOT t.tgisinternal
+           AND t.tgparentid {_EQ} 0::pg_catalog.oid),
+       (SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_array(
+                   n.nspname, c.relname, pg_catalog.pg_table_is_visible(c.oid))), '[]')::pg_catalog.text
+          FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid {_EQ} c.relnamespace
+         WHERE c.relname {_EQ} ANY({array})
+           AND c.relkind {_EQ} ANY('{{r,p,v,f,m}}'::pg_catalog.char[])),
+       -- v1's shared ignore helpers: owner, body, and the tables their owner may not touch
+       (SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_array(
+                   hn.nspname, pg_catalog.pg_get_userbyid(h.proowner), {digest.format("h.prosrc")},
+                   (SELECT coalesce(pg_catalog.json_agg(
+                               pg_catalog.json_build_array(bn.nspname, bc.relname)), '[]')
+                      FROM (SELECT DISTINCT tgrelid FROM pg_catalog.pg_trigger
+                             WHERE tgname {_PGTRIGGER_NAME} AND NOT tgisinternal) bad
+                      JOIN pg_catalog.pg_class bc ON bc.oid {_EQ} bad.tgrelid
+                      JOIN pg_catalog.pg_namespace bn ON bn.oid {_EQ} bc.relnamespace
+                     WHERE NOT pg_catalog.has_table_privilege(h.proowner, bc.oid, 'TRIGGER')))),
+               '[]')::pg_catalog.text
+          FROM pg_catalog.pg_proc h JOIN pg_catalog.pg_namespace hn ON hn.oid {_EQ} h.pronamespace
+         WHERE h.proname {_EQ} '_pgtrigger_should_ignore'::pg_catalog.name
+           AND h.pronargs {_EQ} 1::pg_catalog.int2)
 """
 
 
@@ -186,7 +241,9 @@ def read_catalog(
 ) -> Catalog:
     """Every pgtrigger trigger in the database, and where ``table_names`` live: one query.
 
-    ``definitions=True`` also reads each trigger's and function's SQL (for snapshots).
+    ``definitions=True`` also reads each trigger's and function's SQL (for snapshots). Every
+    operator and function in the query is named with its schema: whatever the caller's search
+    path holds, only built-ins run.
     """
     try:
         rows = executor.fetch(_catalog_sql(table_names, definitions))
@@ -196,26 +253,36 @@ def read_catalog(
                 "pgtrigger needs PostgreSQL 13 or newer (pg_trigger.tgparentid is missing)"
             ) from exc
         raise
-    version, search_path, triggers_json, tables_json = rows[0]
+    version, search_path, triggers_json, tables_json, helpers_json = rows[0]
     triggers = tuple(
         InstalledTrigger(
             schema=row[0],
             table=row[1],
             pgid=row[2],
-            hash=row[3],
+            hash=compiler.split_comment(row[3])[0],
             enabled=bool(row[4]),
             visible=bool(row[5]),
             function_schema=row[6],
             function_name=row[7],
             function_users=int(row[8]),
             is_constraint=bool(row[9]),
-            trigger_def=row[10] if definitions else None,
-            function_def=row[11] if definitions else None,
+            comment=row[3],
+            function_owner=row[10],
+            function_owner_ok=row[11] is not False,
+            function_digest=row[12],
+            trigger_def=row[13] if definitions else None,
+            function_def=row[14] if definitions else None,
         )
         for row in json.loads(triggers_json)
     )
     tables = {(row[0], row[1]): bool(row[2]) for row in json.loads(tables_json)}
-    return Catalog(int(version), search_path, triggers, tables)
+    helpers = {
+        row[0]: IgnoreHelper(
+            row[0], row[1], row[2], frozenset((bad[0], bad[1]) for bad in row[3] or [])
+        )
+        for row in json.loads(helpers_json or "[]")
+    }
+    return Catalog(int(version), search_path, triggers, tables, helpers)
 
 
 @dataclass(frozen=True)
@@ -257,6 +324,9 @@ class Status:
     #: The declared table was not found (in the schemas asked for, or on the search path):
     #: ``schema`` is then the schema named in code, or None.
     table_missing: bool = False
+    #: Why a trigger whose fingerprint matches is OUTDATED all the same: its function's body
+    #: or owner (or v1's shared helper's) is not what the install left.
+    drift: str | None = None
 
 
 def _placements(
@@ -305,12 +375,16 @@ def statuses(
             installed = catalog.find(schema, compiled.table_name, compiled.pgid) if schema else None
             if installed is not None:
                 claimed.add((installed.schema, installed.table, installed.pgid))
+            drift = None
             if not target.allowed:
                 status, enabled = UNALLOWED, None
             elif installed is None:
                 status, enabled = UNINSTALLED, None
             else:
                 status = INSTALLED if installed.hash == compiled.hash else OUTDATED
+                if status == INSTALLED:
+                    drift = drift_of(compiled, installed, catalog)
+                    status = OUTDATED if drift else INSTALLED
                 enabled = installed.enabled
             result.append(
                 Status(
@@ -324,6 +398,7 @@ def statuses(
                     installed,
                     table_missing=schema is None
                     or (installed is None and (schema, compiled.table_name) not in catalog.tables),
+                    drift=drift,
                 )
             )
     if include_prune:
@@ -335,6 +410,48 @@ def statuses(
             prunable(catalog, claimed, schemas, named, set(declared_pgids), declared_tables)
         )
     return result
+
+
+def drift_of(
+    compiled: compiler.Trigger | Declared, installed: InstalledTrigger, catalog: Catalog
+) -> str | None:
+    """What differs from the install in a trigger whose fingerprint matches, or None.
+
+    The fingerprint covers only the trigger's comment; the function it runs can be replaced
+    (by its owner) or owned by a role that could not have created the trigger itself, and
+    v1's shared ``_pgtrigger_should_ignore`` likewise.
+    """
+    function = sqltext.qualified(installed.function_schema, installed.function_name or "?")
+    table = installed.quoted_table
+    if not installed.function_owner_ok:
+        return (
+            f'function {function}() is owned by role "{installed.function_owner}",'
+            f" which may not create triggers on table {table}"
+        )
+    # What the install stored (v2), else what the declaration compiles to.
+    body = compiled.function_body if isinstance(compiled, compiler.Trigger) else None
+    expected = installed.body_hash or (None if body is None else compiler.body_digest(body))
+    if expected is not None and installed.function_digest != expected:
+        return f"the body of function {function}() differs from what was installed"
+    if not isinstance(compiled, compiler.Trigger):
+        return None  # a fingerprint alone: nothing more to compare
+    sql = compiled.sql
+    if isinstance(sql, compiler.UpsertTriggerSql) and body is not None:
+        schema = sql.helper_schema
+        if schema is None:
+            return None  # a helper of the project's own: not ours to judge
+        helper = catalog.helpers.get(schema)
+        name = f"{sqltext.ident(schema)}._pgtrigger_should_ignore(name)"
+        if helper is None:
+            return f"v1's ignore function {name} is missing"
+        if (installed.schema, installed.table) in helper.foreign_tables:
+            return (
+                f'v1\'s ignore function {name} is owned by role "{helper.owner}",'
+                f" which may not create triggers on table {table}"
+            )
+        if helper.digest != compiler.body_digest(sql.helper_body):
+            return f"the body of v1's ignore function {name} differs from what was installed"
+    return None
 
 
 def prunable(
@@ -378,17 +495,14 @@ class Step:
 
     label: str
     sql: str
+    #: What the adoption guard checks after an install step (one guard per batch).
+    guarded: compiler.Guarded | None = None
 
-
-def _in_schema(sql: str, schema: str | None, table: str, catalog: Catalog) -> str:
-    """Run unqualified SQL with ``schema`` first on the search path, then restore it."""
-    if schema is None or catalog.visible_schema(table) == schema:
-        return sql
-    return (
-        f"SELECT set_config('search_path', {sqltext.string(sqltext.ident(schema))}, true);\n"
-        f"{sql}\n"
-        f"SELECT set_config('search_path', {sqltext.string(catalog.search_path)}, true);"
-    )
+    def guarded_sql(self) -> str:
+        """The step and its own guard: how a failed batch is replayed to find the culprit."""
+        if self.guarded is None:
+            return self.sql
+        return f"{self.sql}\n{compiler.adoption_guard([self.guarded])}"
 
 
 def install_steps(catalog: Catalog, found: Sequence[Status], force: bool = False) -> list[Step]:
@@ -416,10 +530,16 @@ def install_steps(catalog: Catalog, found: Sequence[Status], force: bool = False
             )
         if not isinstance(compiled, compiler.Trigger):
             raise InstallationError(f'Cannot install "{row.target.uri}": it was not compiled')
-        sql = compiled.install_sql_for(version)
-        if compiled.schema is None:
-            sql = _in_schema(sql, row.schema, compiled.table_name, catalog)
-        steps.append(Step(f'trigger "{row.target.uri}" on table "{row.schema}.{row.table}"', sql))
+        # Names qualified with the schema found; v1's text is frozen unqualified, so its
+        # table's schema goes on the search path (alone, with pg_temp) for its step.
+        sql = compiled.guarded_sql(version, row.schema, guard=False)
+        if compiled.template_version == "v1":
+            sql = (
+                f"SET LOCAL search_path = {sqltext.search_path([row.schema or ''])};\n{sql}"
+                f"SET LOCAL search_path = {compiler.INSTALL_SEARCH_PATH};"
+            )
+        label = f'trigger "{row.target.uri}" on table "{row.schema}.{row.table}"'
+        steps.append(Step(label, sql, compiled.guarded(row.schema)))
     return steps
 
 
@@ -452,22 +572,29 @@ def toggle_steps(found: Sequence[Status], enable: bool) -> list[Step]:
 def apply(executor: Executor, steps: Sequence[Step], lock_timeout: str | None = None) -> int:
     """Run all steps in one batch inside a savepoint; on failure, name the step at fault.
 
-    Returns the number of steps run. Must run inside a transaction (the caller's).
+    The batch runs with only built-ins on the search path (``compiler.INSTALL_SEARCH_PATH``;
+    steps qualify every name), and the caller's path comes back after it. Returns the number
+    of steps run. Must run inside a transaction (the caller's).
     """
     if not steps:
         return 0
-    prelude = epilogue = ""
+    prelude, epilogue = compiler.SEARCH_PATH_PRELUDE, compiler.SEARCH_PATH_EPILOGUE
     if lock_timeout is not None:
         # The caller's transaction gets its own lock_timeout back afterwards (a failure's
         # savepoint rollback restores it anyway).
-        prelude = (
-            "SELECT set_config('pgtrigger.lock_timeout', current_setting('lock_timeout'), true),"
-            f" set_config('lock_timeout', {sqltext.string(str(lock_timeout))}, true);\n"
+        prelude += (
+            "SELECT pg_catalog.set_config('pgtrigger.lock_timeout',"
+            " pg_catalog.current_setting('lock_timeout'), true),"
+            f" pg_catalog.set_config('lock_timeout', {sqltext.string(str(lock_timeout))}, true);\n"
         )
         epilogue = (
-            "SELECT set_config('lock_timeout', current_setting('pgtrigger.lock_timeout'), true);\n"
+            "SELECT pg_catalog.set_config('lock_timeout',"
+            " pg_catalog.current_setting('pgtrigger.lock_timeout'), true);\n" + epilogue
         )
     batch = "\n".join(step.sql for step in steps)
+    guarded = [step.guarded for step in steps if step.guarded is not None]
+    if guarded:  # one adoption guard for every install of the batch
+        batch += "\n" + compiler.adoption_guard(guarded)
     # The savepoint goes on its own: PostgreSQL parses a whole query string before running any
     # of it, so a syntax error in the batch would otherwise prevent the savepoint too (and
     # leave the caller's transaction failed, with no way to name the trigger at fault).
@@ -484,12 +611,11 @@ def apply(executor: Executor, steps: Sequence[Step], lock_timeout: str | None = 
 
 
 def _find_culprit(executor: Executor, steps: Sequence[Step], prelude: str) -> Step | None:
-    if prelude:
-        executor.execute(prelude)
+    executor.execute(prelude)
     for step in steps:
         executor.execute("SAVEPOINT pgtrigger_step")
         try:
-            executor.execute(f"{step.sql}\nRELEASE SAVEPOINT pgtrigger_step;")
+            executor.execute(f"{step.guarded_sql()}\nRELEASE SAVEPOINT pgtrigger_step;")
         except Exception:
             executor.execute("ROLLBACK TO SAVEPOINT pgtrigger_step")
             return step
@@ -503,6 +629,30 @@ def _first_line(exc: BaseException) -> str:
 
 def _table_names(targets: Sequence[Target]) -> list[str]:
     return [t.compiled.table_name for t in targets]
+
+
+def table_schema(executor: Executor, table: str) -> str | None:
+    """The schema an unqualified ``table`` resolves to on the caller's search path (None:
+    nowhere). One query."""
+    rows = executor.fetch(
+        "SELECT n.nspname FROM pg_catalog.pg_class c"
+        f" JOIN pg_catalog.pg_namespace n ON n.oid {_EQ} c.relnamespace"
+        f" WHERE c.oid {_EQ} pg_catalog.to_regclass({sqltext.string(sqltext.ident(table))})"
+    )
+    return rows[0][0] if rows else None
+
+
+def install_sql(
+    executor: Executor, compiled: compiler.Trigger, server_version: int | None = None
+) -> str:
+    """What a migration runs to install ``compiled`` on a live connection: the template's
+    hardened SQL, with a v2 trigger on a table declared without a schema qualified with the
+    schema its table is found in (one query), so that it too installs with only built-ins on
+    the search path. Offline (no connection) use ``compiled.install_sql_for()``."""
+    schema = None
+    if compiled.template_version == "v2" and compiled.schema is None:
+        schema = table_schema(executor, compiled.table_name)
+    return compiled.install_sql_for(server_version, schema=schema)
 
 
 def ls(

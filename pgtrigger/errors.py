@@ -50,3 +50,7 @@ class InstallationError(PgTriggerError):
 
 class UnknownSchemaError(PgTriggerError, LookupError):
     """A schema a command was asked to act on does not exist in the database."""
+
+
+class NotIgnorableError(PgTriggerError, ValueError):
+    """``pgtrigger.ignore()`` names a trigger declared ``ignorable=False``."""

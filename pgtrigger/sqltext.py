@@ -91,6 +91,15 @@ def qualified(schema: str | None, name: str, what: str = "table") -> str:
     return ident(name, what)
 
 
+def search_path(schemas: Iterable[str], what: str = "search_path schema") -> str:
+    """A ``SET search_path = ...`` value: quoted schemas, ``pg_temp`` last (added if absent,
+    or Postgres would search the session's temporary tables first)."""
+    names = list(schemas)
+    if "pg_temp" not in names:
+        names.append("pg_temp")
+    return ", ".join(ident(name, what) for name in names)
+
+
 def legacy_ident(name: str) -> str:
     """An identifier as django-pgtrigger's v1 text writes it: bare when bare is safe.
 

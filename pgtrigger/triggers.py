@@ -30,7 +30,7 @@ from pgtrigger.clauses import (
     coerce_clause,
 )
 from pgtrigger.conditions import Condition
-from pgtrigger.errors import CompileError, DefinitionError
+from pgtrigger.errors import CompileError, DefinitionError, NotIgnorableError
 from pgtrigger.table import (
     DJANGO_PGID_DIGITS,
     TEMPLATES,
@@ -103,6 +103,13 @@ class Trigger:
     func: Any = None
     declare: list[tuple[str, str]] | None = None
     timing: Timing | None = None
+    #: False: no ignore check is compiled in, and ``pgtrigger.ignore()`` naming it raises.
+    ignorable: bool = True
+    #: A role: only sessions whose ``session_user`` is a member of it may ignore the trigger.
+    ignorable_by: str | None = None
+    #: Schemas the trigger function runs with (``SET search_path`` on it), e.g.
+    #: ``["pg_catalog", "app"]``; None: the caller's (what ``pgtrigger.schema()`` sets).
+    search_path: list[str] | tuple[str, ...] | None = None
 
     def __init__(
         self,
@@ -116,7 +123,13 @@ class Trigger:
         func: Any = None,
         declare: list[tuple[str, str]] | None = None,
         timing: Timing | None = None,
+        ignorable: bool | None = None,
+        ignorable_by: str | None = None,
+        search_path: list[str] | tuple[str, ...] | None = None,
     ) -> None:
+        self.ignorable = self.ignorable if ignorable is None else ignorable
+        self.ignorable_by = ignorable_by or self.ignorable_by
+        self.search_path = search_path if search_path is not None else self.search_path
         self.name = name or self.name
         label = self.name or type(self).__name__
         # Clause objects (the usual case) are kept as they are; coerce_clause parses strings.
@@ -227,6 +240,35 @@ class Trigger:
         if not self.name:
             raise DefinitionError(f'{type(self).__name__} trigger must have "name" attribute')
         self.validate_name()
+        self.validate_security()
+
+    def validate_security(self) -> None:
+        """``ignorable``, ``ignorable_by`` and ``search_path``: checked where they are declared."""
+        if not isinstance(self.ignorable, bool):
+            raise self._error(f'"ignorable" must be True or False, got {self.ignorable!r}')
+        if self.ignorable_by is not None:
+            if not isinstance(self.ignorable_by, str):
+                raise self._error(f'"ignorable_by" must be a role name, got {self.ignorable_by!r}')
+            if not self.ignorable:
+                raise self._error(
+                    '"ignorable=False" and "ignorable_by" contradict each other: nobody may'
+                    " ignore the trigger, or members of that role may; declare one"
+                )
+            try:
+                # A role name is an identifier: the same limits apply.
+                sqltext.ident(self.ignorable_by, '"ignorable_by" role')
+            except CompileError as exc:
+                raise self._error(str(exc)) from None
+        if self.search_path is not None:
+            if isinstance(self.search_path, str) or not self.search_path:
+                raise self._error(
+                    '"search_path" must be a list of schema names, e.g. ["pg_catalog", "app"],'
+                    f" got {self.search_path!r}"
+                )
+            try:
+                sqltext.search_path(self.search_path, '"search_path" schema')
+            except CompileError as exc:
+                raise self._error(str(exc)) from None
 
     def validate_name(self) -> None:
         name = self.name or ""
@@ -322,6 +364,8 @@ class Trigger:
         template = template or table.template
         if template not in TEMPLATES:
             raise CompileError(f"Unknown install template {template!r}; expected v1 or v2")
+        if template == "v1" and self.needs_v2():
+            template = "v2"  # v1 (frozen) has no place for these options
         token = _compiling_template.set(template)
         try:
             self._check_against(model, table)
@@ -360,6 +404,37 @@ class Trigger:
             raise CompileError("the condition refers to OLD, which INSERT triggers do not have")
         if "NEW" in refs and "DELETE" in events:
             raise CompileError("the condition refers to NEW, which DELETE triggers do not have")
+
+    # -- security options -----------------------------------------------------------------------
+    def needs_v2(self) -> bool:
+        """Options only template v2 can express: a trigger that sets them compiles with v2."""
+        return not self.ignorable or self.ignorable_by is not None or self.search_path is not None
+
+    def check_ignorable(self, model: Any) -> None:
+        """Called by ``pgtrigger.ignore()`` for each trigger it names."""
+        if not self.ignorable:
+            raise NotIgnorableError(
+                f'Trigger "{self.get_uri(model)}" is declared ignorable=False:'
+                " pgtrigger.ignore() cannot skip it"
+            )
+
+    def v2_search_path(self, model: Any) -> str | None:
+        """The ``SET search_path`` value of the v2 function (None: the caller's)."""
+        if self.search_path is None:
+            return None
+        return sqltext.search_path(self.search_path)
+
+    def v2_options(self, model: Any) -> dict[str, Any]:
+        """The v2 template arguments the security options set."""
+        if not self.ignorable:
+            ignore = "none"
+        else:
+            ignore = "body" if self.when == InsteadOf else "when"
+        return {
+            "ignore": ignore,
+            "ignorable_by": self.ignorable_by,
+            "search_path": self.v2_search_path(model),
+        }
 
     def ignore_func_name(self, table: TableDescription) -> str:
         return f"{sqltext.legacy_column(table.ignore_func_schema)}._pgtrigger_should_ignore"
@@ -415,8 +490,8 @@ class Trigger:
             referencing=self.referencing or "",
             level=self.level,
             condition=condition,
-            ignore="body" if self.when == InsteadOf else "when",
             execute=self.v2_execute(model),
+            **self.v2_options(model),
         )
 
     # -- SQLAlchemy: a trigger among a Table's arguments attaches itself ----------------------

@@ -43,10 +43,16 @@ def _server_version(schema_editor: Any) -> int | None:
 
 
 def add_trigger(schema_editor: Any, model: type[Model], trigger: Any) -> None:
+    from pgtrigger import engine
+    from pgtrigger.django.installation import ConnectionExecutor
+
     compiled = _compiled(trigger, model)
     with transaction.atomic(using=schema_editor.connection.alias):
-        # Compiled SQL carries its literals: params=None keeps % and : untouched.
-        schema_editor.execute(compiled.install_sql_for(_server_version(schema_editor)), params=None)
+        # Hardened install SQL (docs/security.md); it carries its literals: params=None keeps
+        # % and : untouched.
+        executor = ConnectionExecutor(schema_editor.connection)
+        sql = engine.install_sql(executor, compiled, _server_version(schema_editor))
+        schema_editor.execute(sql, params=None)
 
 
 def remove_trigger(schema_editor: Any, model: type[Model], trigger: Any) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Table, event
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import ExecutableDDLElement
 from sqlalchemy.sql.compiler import DDLCompiler
@@ -17,12 +18,14 @@ from pgtrigger.sqla import declare, executor
 
 
 class InstallTriggers(ExecutableDDLElement):
-    """Install every trigger declared on a table."""
+    """Install every trigger declared on a table (``schema``: where a table declared without
+    one was found, so that names are qualified; see docs/security.md)."""
 
     inherit_cache = False
 
-    def __init__(self, table: Table) -> None:
+    def __init__(self, table: Table, schema: str | None = None) -> None:
         self.table = table
+        self.schema = schema
 
 
 class DropTriggerFunctions(ExecutableDDLElement):
@@ -44,7 +47,7 @@ def _compile_install(element: InstallTriggers, compiler: DDLCompiler, **kw: Any)
     version = executor.server_version(compiler.dialect)
     with declare.translated(_schema_map(compiler)):
         sql = "\n".join(
-            trigger.compile(element.table).install_sql_for(version).strip()
+            trigger.compile(element.table).install_sql_for(version, schema=element.schema).strip()
             for trigger in declare.triggers_of(element.table)
         )
     return compiler.sql_compiler.post_process_text(sql)  # type: ignore[no-any-return]
@@ -77,7 +80,14 @@ def _run(connection: Any, element: ExecutableDDLElement) -> None:
 
 def _install(target: Table, connection: Any, **kw: Any) -> None:
     if declare.triggers_of(target):
-        _run(connection, InstallTriggers(target))
+        schema = target.schema
+        if isinstance(connection, Connection):  # not a mock (offline SQL): ask where it is
+            schema = (_connection_schema_map(connection) or {}).get(schema, schema)
+            if schema is None:
+                from pgtrigger import engine
+
+                schema = engine.table_schema(executor.ConnectionExecutor(connection), target.name)
+        _run(connection, InstallTriggers(target, schema))
 
 
 def _drop_functions(target: Table, connection: Any, **kw: Any) -> None:

@@ -161,7 +161,8 @@ def test_lifecycle(project: AlembicProject, database: Any) -> None:
         "pgtrigger_protect_status",
         "pgtrigger_tricky_body",
     ]
-    assert all(t.comment and len(t.comment) == 40 for t in after_r1.triggers)  # hash comments
+    # hash comments: the fingerprint, then the digest of the function body
+    assert all(t.comment and len(t.comment) == 40 + 1 + 32 for t in after_r1.triggers)
     assert len(after_r1.pgtrigger_functions) == 2
 
     # The triggers work: %, :word, $$ and quotes survived; the Protect refuses.
@@ -662,7 +663,7 @@ def test_hand_written_ops(project: AlembicProject, database: Any) -> None:
     project.upgrade("h1")
     after_h1 = read_catalog(database)
     installed = after_h1.trigger("pgtrigger_guard")
-    assert (installed.name, installed.comment) == (guard.pgid, guard.hash)
+    assert (installed.name, installed.comment) == (guard.pgid, guard.comment)
     execute(database, "INSERT INTO ledger VALUES (1, 5), (2, 500)")
     assert refused(lambda: delete(database, "ledger", 1), CANNOT_DELETE)
     execute(database, "UPDATE ledger SET amount = amount + 1")
