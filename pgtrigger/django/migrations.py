@@ -18,7 +18,7 @@ from django.db.migrations.operations.models import CreateModel, IndexOperation
 from django.db.migrations.state import ModelState, ProjectState
 from django.db.models import Model
 
-from pgtrigger import compiler, sqltext
+from pgtrigger import compiler, dependents, engine, sqltext
 from pgtrigger.triggers import Trigger
 
 if django.VERSION >= (5, 1):
@@ -304,20 +304,6 @@ class AutodetectorMixin:
         return super().generate_deleted_proxies()  # type: ignore[misc]
 
 
-_DEPENDENT_TRIGGERS_SQL = """
-SELECT t.tgname, pg_get_triggerdef(t.oid), obj_description(t.oid, 'pg_trigger'),
-       t.tgenabled = 'D'
-  FROM pg_trigger t
-  JOIN pg_depend d ON d.classid = 'pg_trigger'::regclass AND d.objid = t.oid
-  JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
- WHERE d.refclassid = 'pg_class'::regclass
-   AND d.refobjid = %s::regclass
-   AND a.attname = %s
-   AND t.tgname LIKE 'pgtrigger\\_%%'
-   AND NOT t.tgisinternal
-"""
-
-
 class SchemaEditorMixin:
     """Lets migrations change the type of a column that a trigger's WHEN clause reads.
 
@@ -351,23 +337,27 @@ class SchemaEditorMixin:
 
     @contextlib.contextmanager
     def _triggers_lifted(self, model: Any, column: str) -> Iterator[None]:
-        table = sqltext.legacy_quote(model._meta.db_table)
-        with self.connection.cursor() as cursor:
-            cursor.execute(_DEPENDENT_TRIGGERS_SQL, [table, column])
-            dependents = cursor.fetchall()
-            for name, _definition, _hash, _disabled in dependents:
-                cursor.execute(f"DROP TRIGGER {sqltext.ident(name)} ON {table}")
+        """Drop the triggers that depend on ``column`` (``pg_depend``, one query) and put
+        each back exactly as it was afterwards: definition, function, comment, disabled."""
+        from pgtrigger.django.installation import ConnectionExecutor
+
+        executor = ConnectionExecutor(self.connection)
+        schema, table = compiler._split_table(model._meta.db_table)
+        found = dependents.column_dependents(executor, [(schema, table, column)])
+        if not found:
+            yield
+            return
+        catalog = engine.read_catalog(executor, [table], definitions=True)
+        lifted = [catalog.find(d.schema, d.table, d.pgid) for d in found]
+        for trigger in lifted:
+            if trigger is not None:
+                executor.execute(
+                    f"DROP TRIGGER {sqltext.ident(trigger.pgid)} ON {trigger.quoted_table}"
+                )
         yield
-        with self.connection.cursor() as cursor:
-            for name, definition, hash_, disabled in dependents:
-                cursor.execute(definition)
-                if hash_ is not None:
-                    cursor.execute(
-                        f"COMMENT ON TRIGGER {sqltext.ident(name)} ON {table}"
-                        f" IS {sqltext.string(hash_)}"
-                    )
-                if disabled:
-                    cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {sqltext.ident(name)}")
+        for trigger in lifted:
+            if trigger is not None:
+                executor.execute(trigger.restore_sql())
 
     def create_model(self, model: Any) -> None:
         # Tables created outside migrations (run_syncdb, tests) and RemoveModel reversals
