@@ -10,12 +10,13 @@ and names the trigger at fault. Integrations supply an ``Executor`` for their co
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pgtrigger import compiler, sqltext
+from pgtrigger import citus, compiler, sqltext
 from pgtrigger.errors import InstallationError
 
 INSTALLED = "INSTALLED"
@@ -65,6 +66,8 @@ class InstalledTrigger:
     function_owner_ok: bool = True
     #: Digest of the function's body as it is now (``compiler.body_digest``).
     function_digest: str | None = None
+    #: On Citus: what differs on the shard placements (missing there, or disabled differently).
+    shard_drift: str | None = None
 
     @property
     def body_hash(self) -> str | None:
@@ -141,6 +144,12 @@ class Catalog:
     tables: dict[tuple[str, str], bool] = field(default_factory=dict)
     #: v1's ignore helpers, by schema.
     helpers: dict[str, IgnoreHelper] = field(default_factory=dict)
+    #: The Citus cluster as the coordinator sees it (None: no citus extension).
+    citus: citus.Shards | None = None
+
+    def citus_kind(self, schema: str | None, table: str) -> str | None:
+        """``distributed``, ``reference``, ``single-shard`` or ``local`` for a Citus table."""
+        return None if self.citus is None else self.citus.kind(schema, table)
 
     def find(self, schema: str, table: str, pgid: str) -> InstalledTrigger | None:
         return self._index().get((schema, table, pgid))
@@ -232,7 +241,9 @@ SELECT pg_catalog.current_setting('server_version_num')::pg_catalog.int4,
                '[]')::pg_catalog.text
           FROM pg_catalog.pg_proc h JOIN pg_catalog.pg_namespace hn ON hn.oid {_EQ} h.pronamespace
          WHERE h.proname {_EQ} '_pgtrigger_should_ignore'::pg_catalog.name
-           AND h.pronargs {_EQ} 1::pg_catalog.int2)
+           AND h.pronargs {_EQ} 1::pg_catalog.int2),
+       EXISTS (SELECT FROM pg_catalog.pg_extension
+                WHERE extname {_EQ} 'citus'::pg_catalog.name)
 """
 
 
@@ -253,7 +264,7 @@ def read_catalog(
                 "pgtrigger needs PostgreSQL 13 or newer (pg_trigger.tgparentid is missing)"
             ) from exc
         raise
-    version, search_path, triggers_json, tables_json, helpers_json = rows[0]
+    version, search_path, triggers_json, tables_json, helpers_json, on_citus = rows[0]
     triggers = tuple(
         InstalledTrigger(
             schema=row[0],
@@ -282,7 +293,18 @@ def read_catalog(
         )
         for row in json.loads(helpers_json or "[]")
     }
-    return Catalog(int(version), search_path, triggers, tables, helpers)
+    shards = None
+    if on_citus:  # one more query: the shards' copies of the triggers, read from here
+        shards = citus.read_shards(
+            executor.fetch, [(t.schema, t.table, t.pgid, t.enabled) for t in triggers]
+        )
+        triggers = tuple(
+            dataclasses.replace(t, shard_drift=shards.drift[key])
+            if (key := (t.schema, t.table, t.pgid)) in shards.drift
+            else t
+            for t in triggers
+        )
+    return Catalog(int(version), search_path, triggers, tables, helpers, shards)
 
 
 @dataclass(frozen=True)
@@ -421,6 +443,8 @@ def drift_of(
     (by its owner) or owned by a role that could not have created the trigger itself, and
     v1's shared ``_pgtrigger_should_ignore`` likewise.
     """
+    if installed.shard_drift:
+        return f"on the Citus shards of {installed.quoted_table}: {installed.shard_drift}"
     function = sqltext.qualified(installed.function_schema, installed.function_name or "?")
     table = installed.quoted_table
     if not installed.function_owner_ok:
@@ -530,6 +554,13 @@ def install_steps(catalog: Catalog, found: Sequence[Status], force: bool = False
             )
         if not isinstance(compiled, compiler.Trigger):
             raise InstallationError(f'Cannot install "{row.target.uri}": it was not compiled')
+        if compiled.template_version == "v1" and catalog.citus_kind(row.schema, row.table):
+            raise InstallationError(
+                f'Cannot install trigger "{row.target.uri}" on Citus'
+                f' {catalog.citus_kind(row.schema, row.table)} table "{row.schema}.{row.table}"'
+                " with template v1: its ignore check compares TG_NAME, which shards rename;"
+                ' use template v2 (PGTRIGGER_TEMPLATE = "v2" in Django)'
+            )
         # Names qualified with the schema found; v1's text is frozen unqualified, so its
         # table's schema goes on the search path (alone, with pg_temp) for its step.
         sql = compiled.guarded_sql(version, row.schema, guard=False)
@@ -538,9 +569,29 @@ def install_steps(catalog: Catalog, found: Sequence[Status], force: bool = False
                 f"SET LOCAL search_path = {sqltext.search_path([row.schema or ''])};\n{sql}"
                 f"SET LOCAL search_path = {compiler.INSTALL_SEARCH_PATH};"
             )
+        if catalog.citus is not None and row.installed is not None:
+            # CREATE OR REPLACE enables the trigger again (and shards may differ): keep the state
+            verb = "ENABLE" if row.installed.enabled else "DISABLE"
+            sql += f"\nALTER TABLE {row.installed.quoted_table} {verb} TRIGGER {compiled.sql.quoted_pgid};"
         label = f'trigger "{row.target.uri}" on table "{row.schema}.{row.table}"'
         steps.append(Step(label, sql, compiled.guarded(row.schema)))
     return steps
+
+
+def citus_preflight(catalog: Catalog, rows: Sequence[Status], action: str) -> None:
+    """Refuse, before any SQL, to act on triggers of Citus distributed or reference tables
+    while ``citus.enable_unsafe_triggers`` is off (Citus would refuse each statement)."""
+    if catalog.citus is None or catalog.citus.unsafe_triggers:
+        return
+    for row in rows:
+        kind = catalog.citus_kind(row.schema, row.table)
+        if kind is not None and kind != "local":
+            raise InstallationError(
+                f'Cannot {action} trigger "{row.uri or row.pgid}" on Citus {kind} table'
+                f' "{row.schema}.{row.table}": Citus refuses triggers on distributed and'
+                f" reference tables while {citus.UNSAFE_TRIGGERS} is off; set it on"
+                f" (ALTER SYSTEM SET {citus.UNSAFE_TRIGGERS} = on, on every node)"
+            )
 
 
 def drop_steps(found: Sequence[Status]) -> list[Step]:
@@ -565,19 +616,29 @@ def toggle_steps(found: Sequence[Status], enable: bool) -> list[Step]:
         if row.installed is not None
         and row.target is not None
         and row.status != UNALLOWED
-        and row.installed.enabled != enable  # already so: nothing to send
+        # already so: nothing to send (unless some Citus shard differs)
+        and (row.installed.enabled != enable or row.installed.shard_drift is not None)
     ]
 
 
-def apply(executor: Executor, steps: Sequence[Step], lock_timeout: str | None = None) -> int:
+def apply(
+    executor: Executor,
+    steps: Sequence[Step],
+    lock_timeout: str | None = None,
+    *,
+    on_citus: bool = False,
+) -> int:
     """Run all steps in one batch inside a savepoint; on failure, name the step at fault.
 
     The batch runs with only built-ins on the search path (``compiler.INSTALL_SEARCH_PATH``;
     steps qualify every name), and the caller's path comes back after it. Returns the number
-    of steps run. Must run inside a transaction (the caller's).
+    of steps run. Must run inside a transaction (the caller's). ``on_citus``: one statement
+    per round trip, in sequential mode (see :mod:`pgtrigger.citus`).
     """
     if not steps:
         return 0
+    if on_citus:
+        executor = CitusExecutor(executor)
     prelude, epilogue = compiler.SEARCH_PATH_PRELUDE, compiler.SEARCH_PATH_EPILOGUE
     if lock_timeout is not None:
         # The caller's transaction gets its own lock_timeout back afterwards (a failure's
@@ -694,9 +755,12 @@ def install(
         if row.target is not None and not (skip_missing_tables and row.table_missing)
     ]
     steps = install_steps(catalog, wanted, force)
+    citus_preflight(catalog, [r for r in wanted if r.status != INSTALLED or force], "install")
     if prune:
-        steps += drop_steps([row for row in found if row.status == PRUNE])
-    apply(executor, steps, lock_timeout)
+        orphans = [row for row in found if row.status == PRUNE]
+        citus_preflight(catalog, orphans, "prune")
+        steps += drop_steps(orphans)
+    apply(executor, steps, lock_timeout, on_citus=catalog.citus is not None)
     return found
 
 
@@ -713,7 +777,8 @@ def uninstall(
     """Drop the targets' triggers (and their functions); prune orphans too if asked."""
     catalog = read_catalog(executor, _table_names(targets))
     found = statuses(catalog, targets, schemas, prune, declared_pgids, declared_tables)
-    apply(executor, drop_steps(found), lock_timeout)
+    citus_preflight(catalog, [r for r in found if r.installed is not None], "uninstall")
+    apply(executor, drop_steps(found), lock_timeout, on_citus=catalog.citus is not None)
     return found
 
 
@@ -728,7 +793,8 @@ def set_enabled(
     """Enable or disable the targets' installed triggers."""
     catalog = read_catalog(executor, _table_names(targets))
     found = statuses(catalog, targets, schemas, include_prune=False)
-    apply(executor, toggle_steps(found, enabled), lock_timeout)
+    citus_preflight(catalog, found, "enable" if enabled else "disable")
+    apply(executor, toggle_steps(found, enabled), lock_timeout, on_citus=catalog.citus is not None)
     return found
 
 
@@ -746,8 +812,28 @@ def prune(
     catalog = read_catalog(executor, _table_names(targets))
     found = statuses(catalog, targets, schemas, True, declared_pgids, declared_tables)
     orphans = [row for row in found if row.status == PRUNE]
-    apply(executor, drop_steps(orphans), lock_timeout)
+    citus_preflight(catalog, orphans, "prune")
+    apply(executor, drop_steps(orphans), lock_timeout, on_citus=catalog.citus is not None)
     return orphans
+
+
+class CitusExecutor:
+    """Sends what another executor would send in one query, one statement per query, in
+    Citus's sequential mode (see :mod:`pgtrigger.citus`)."""
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+        self._sequential = False
+
+    def fetch(self, sql: str) -> list[tuple[Any, ...]]:
+        return self.executor.fetch(sql)
+
+    def execute(self, sql: str) -> None:
+        if not self._sequential:  # first, before anything runs on the shards
+            self.executor.execute(citus.SEQUENTIAL)
+            self._sequential = True
+        for statement in sqltext.split_statements(sql):
+            self.executor.execute(statement)
 
 
 class DbapiExecutor:

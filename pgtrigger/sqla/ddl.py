@@ -69,7 +69,7 @@ def _connection_schema_map(connection: Any) -> Any:
 
 
 def _run(connection: Any, element: ExecutableDDLElement) -> None:
-    if executor.one_statement_driver(connection):
+    if executor.one_statement_driver(connection) or executor.on_citus(connection):
         compiled = element.compile(
             dialect=connection.dialect, schema_translate_map=_connection_schema_map(connection)
         )
