@@ -33,6 +33,13 @@ DETECT_SQL = (
 #: first (it is local to the coordinator's transaction).
 SEQUENTIAL = "SET LOCAL citus.multi_shard_modify_mode = 'sequential'"
 
+#: What to do when Citus refused because the transaction already ran parallel shard work.
+PARALLEL_HINT = (
+    "this transaction already ran multi-shard work in parallel (create_distributed_table, say):"
+    " install the triggers before distributing the table, in another transaction, or run"
+    f" {SEQUENTIAL} first"
+)
+
 #: Makes the ``SET LOCAL`` statements after it reach the workers (as statements of their own).
 PROPAGATE = "SET LOCAL citus.propagate_set_commands = 'local'"
 

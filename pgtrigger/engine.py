@@ -667,7 +667,10 @@ def apply(
         culprit = _find_culprit(executor, steps, prelude)
         executor.execute("ROLLBACK TO SAVEPOINT pgtrigger_apply; RELEASE SAVEPOINT pgtrigger_apply")
         what = culprit.label if culprit else f"one of {len(steps)} triggers"
-        raise InstallationError(f"Failed on {what}: {_first_line(exc)}") from exc
+        reason = _first_line(exc)
+        if on_citus and "parallel operation" in reason:
+            reason += f"; {citus.PARALLEL_HINT}"
+        raise InstallationError(f"Failed on {what}: {reason}") from exc
     return len(steps)
 
 
