@@ -181,6 +181,9 @@ class Catalog:
 #: ``ls``, ``check`` and ``install`` are usually run by privileged roles.
 _EQ, _NE, _LIKE = "OPERATOR(pg_catalog.=)", "OPERATOR(pg_catalog.<>)", "OPERATOR(pg_catalog.~~)"
 _PGTRIGGER_NAME = f"{_LIKE} 'pgtrigger\\_%'::pg_catalog.text"
+_CITUS_EXISTS = (
+    f"EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname {_EQ} 'citus'::pg_catalog.name)"
+)
 
 
 def _catalog_sql(table_names: Iterable[str], definitions: bool = False) -> str:
@@ -215,8 +218,16 @@ SELECT pg_catalog.current_setting('server_version_num')::pg_catalog.int4,
           FROM pg_catalog.pg_trigger t
           JOIN pg_catalog.pg_class c ON c.oid {_EQ} t.tgrelid
           -- how many triggers run each function: one pass over pg_trigger, not one per row
-          LEFT JOIN (SELECT tgfoid, pg_catalog.count(*) AS n FROM pg_catalog.pg_trigger
-                      GROUP BY tgfoid) users
+          -- (on Citus, not the copies on shard placements here: <function>_<shard id>)
+          LEFT JOIN (SELECT u.tgfoid, pg_catalog.count(*) AS n FROM pg_catalog.pg_trigger u
+                      WHERE NOT ({_CITUS_EXISTS} AND pg_catalog.starts_with(u.tgname,
+                                 (SELECT up.proname OPERATOR(pg_catalog.||) '_'
+                                    FROM pg_catalog.pg_proc up WHERE up.oid {_EQ} u.tgfoid))
+                                 AND pg_catalog.ltrim(pg_catalog.substr(u.tgname,
+                                     pg_catalog.length((SELECT up.proname FROM pg_catalog.pg_proc up
+                                                         WHERE up.oid {_EQ} u.tgfoid)) + 2),
+                                     '0123456789') {_EQ} '')
+                      GROUP BY u.tgfoid) users
                  ON users.tgfoid {_EQ} t.tgfoid
           JOIN pg_catalog.pg_namespace n ON n.oid {_EQ} c.relnamespace
           LEFT JOIN pg_catalog.pg_proc p ON p.oid {_EQ} t.tgfoid
@@ -242,8 +253,7 @@ SELECT pg_catalog.current_setting('server_version_num')::pg_catalog.int4,
           FROM pg_catalog.pg_proc h JOIN pg_catalog.pg_namespace hn ON hn.oid {_EQ} h.pronamespace
          WHERE h.proname {_EQ} '_pgtrigger_should_ignore'::pg_catalog.name
            AND h.pronargs {_EQ} 1::pg_catalog.int2),
-       EXISTS (SELECT FROM pg_catalog.pg_extension
-                WHERE extname {_EQ} 'citus'::pg_catalog.name)
+       {_CITUS_EXISTS}
 """
 
 
