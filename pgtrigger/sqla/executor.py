@@ -58,7 +58,7 @@ class ConnectionExecutor:
         return [tuple(row) for row in result.fetchall()]
 
     def execute(self, sql: str) -> None:
-        split = self._split or self.on_citus()
+        split = self.on_citus() or self._split
         statements = sqltext.split_statements(sql) if split else [sql]
         for statement in statements:
             self.round_trips += 1

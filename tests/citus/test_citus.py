@@ -286,7 +286,7 @@ def test_alembic_operations(db: Db, schema: str, citus_cluster: Cluster) -> None
     from alembic.migration import MigrationContext
     from alembic.operations import Operations
 
-    import alembic_ext  # noqa: F401 - registers the operations
+    import alembic_ext.ops  # noqa: F401 - registers op.*_pgtrigger
 
     md, table = declare(schema)
     create_table(db, schema)
