@@ -72,6 +72,7 @@ def is_citus(dbapi_connection: Any) -> bool:
 
 
 def _ask(dbapi_connection: Any) -> bool:
+    """Run ``DETECT_SQL``, leaving the connection's transaction state as it was."""
     module = type(dbapi_connection).__module__
     if module.startswith("psycopg.") or module == "psycopg":
         import psycopg
@@ -80,19 +81,35 @@ def _ask(dbapi_connection: Any) -> bool:
             isinstance(dbapi_connection, psycopg.Connection)
             and dbapi_connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
             and getattr(dbapi_connection, "_pipeline", None) is None
-        ):
+        ):  # straight on libpq: psycopg sends no BEGIN for it
             with dbapi_connection.lock:
                 result = dbapi_connection.pgconn.exec_(DETECT_SQL.encode())
             if result.status != psycopg.pq.ExecStatus.TUPLES_OK:
                 raise psycopg.errors.error_from_result(result)
             return bool(result.get_value(0, 0) == b"t")
+    idle = _idle(dbapi_connection)
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(DETECT_SQL)
         row = cursor.fetchone()
     finally:
         cursor.close()
+    if idle and not _idle(dbapi_connection):  # the driver opened a transaction for it
+        dbapi_connection.rollback()
     return bool(row and row[0])
+
+
+def _idle(dbapi_connection: Any) -> bool:
+    """Outside a transaction (psycopg2, psycopg 3, SQLAlchemy's asyncpg adapter)?"""
+    asyncpg_connection = getattr(dbapi_connection, "_connection", None)
+    in_transaction = getattr(asyncpg_connection, "is_in_transaction", None)
+    if in_transaction is not None:  # the adapter may hold a transaction it opened lazily
+        return not in_transaction() and getattr(dbapi_connection, "_transaction", None) is None
+    getter = getattr(dbapi_connection, "get_transaction_status", None)  # psycopg2
+    if getter is not None:
+        return bool(getter() == 0)
+    status = getattr(getattr(dbapi_connection, "info", None), "transaction_status", None)
+    return status is None or getattr(status, "name", "") == "IDLE"
 
 
 # -- the coordinator's view of shards ---------------------------------------------------------
