@@ -101,9 +101,9 @@ def shard_triggers(dsn: str, schema: str, table: str) -> dict[str, list[bool]]:
         ):
             for nsp, rel, name, enabled in json.loads(result):
                 base, _, shard = name.rpartition("_")
-                if nsp == schema and shard.isdigit() and int(shard) in shards:
-                    if rel == f"{table}_{shard}":
-                        found.setdefault(base, []).append(bool(enabled))
+                ours = nsp == schema and shard.isdigit() and int(shard) in shards
+                if ours and rel == f"{table}_{shard}":
+                    found.setdefault(base, []).append(bool(enabled))
     return found
 
 
@@ -135,6 +135,6 @@ def refused(fn: Callable[[], Any]) -> str:
     """The message of the error ``fn`` raises (it must raise)."""
     try:
         fn()
-    except Exception as exc:  # noqa: BLE001 - any driver's error
+    except Exception as exc:  # any driver's error
         return str(exc)
     raise AssertionError("expected an error")

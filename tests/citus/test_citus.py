@@ -73,15 +73,20 @@ def create_table(db: Db, schema: str) -> None:
 def check_runtime(db: Db, table: sa.Table, schema: str, soft_delete: bool) -> None:
     """Protect fires on the shards; ``ignore`` reaches them (in a transaction and in
     autocommit); SoftDelete keeps the row."""
-    db.run(lambda c: c.execute(table.insert(), [{"id": i, "status": "published"} for i in range(6)]))
+    db.run(
+        lambda c: c.execute(table.insert(), [{"id": i, "status": "published"} for i in range(6)])
+    )
     message = refused(lambda: db.run(lambda c: c.execute(table.update().values(status="x"))))
     assert "Cannot update rows from post" in message
     with pgtrigger.ignore(f"{schema}.post:lock"):
         assert db.run(lambda c: c.execute(table.update().values(status="y")).rowcount) == 6
-        assert db.run(
-            lambda c: c.execute(table.update().values(status="published")).rowcount,
-            autocommit=True,
-        ) == 6
+        assert (
+            db.run(
+                lambda c: c.execute(table.update().values(status="published")).rowcount,
+                autocommit=True,
+            )
+            == 6
+        )
     # the state ended with the transaction: refused again, on every shard
     assert "Cannot update" in refused(
         lambda: db.run(lambda c: c.execute(table.update().values(status="x")), autocommit=True)
@@ -89,7 +94,9 @@ def check_runtime(db: Db, table: sa.Table, schema: str, soft_delete: bool) -> No
     if soft_delete:
         with pgtrigger.ignore(f"{schema}.post:lock"):  # the soft delete updates the row
             db.run(lambda c: c.execute(table.delete().where(table.c.id == 1)))
-        rows = db.run(lambda c: c.execute(sa.select(table.c.is_active).where(table.c.id == 1)).all())
+        rows = db.run(
+            lambda c: c.execute(sa.select(table.c.is_active).where(table.c.id == 1)).all()
+        )
         assert rows == [(False,)]
 
 
@@ -205,7 +212,7 @@ def test_shard_drift(schema: str, citus_cluster: Cluster) -> None:
 
 
 def test_v1_refused_on_distributed_tables(schema: str, citus_cluster: Cluster) -> None:
-    md, table = declare(schema, soft_delete=False)
+    _, table = declare(schema, soft_delete=False)
     db = Db(citus_cluster.url(), "psycopg")
     create_table(db, schema)
     distribute(db, schema, "post", "hash")
@@ -330,9 +337,7 @@ def test_cli(schema: str, citus_cluster: Cluster, tmp_path: Path) -> None:
 
     def cli(*args: str) -> tuple[int, str]:
         out, err = io.StringIO(), io.StringIO()
-        code = main(
-            [*args, "--target", f"{module}:md", "--url", citus_cluster.url()], out, err
-        )
+        code = main([*args, "--target", f"{module}:md", "--url", citus_cluster.url()], out, err)
         return code, out.getvalue() + err.getvalue()
 
     try:
