@@ -42,7 +42,9 @@ def db(request: pytest.FixtureRequest, citus_cluster: Cluster) -> Db:
     return Db(citus_cluster.url(request.param), request.param)
 
 
-def declare(schema: str, soft_delete: bool = True) -> tuple[sa.MetaData, sa.Table]:
+def declare(
+    schema: str, soft_delete: bool = True, shard_local: bool = False
+) -> tuple[sa.MetaData, sa.Table]:
     md = sa.MetaData()
     triggers: list[Any] = [
         pgtrigger.Protect(
@@ -50,7 +52,9 @@ def declare(schema: str, soft_delete: bool = True) -> tuple[sa.MetaData, sa.Tabl
         )
     ]
     if soft_delete:
-        triggers.append(pgtrigger.SoftDelete(name="soft", field="is_active"))
+        triggers.append(
+            pgtrigger.SoftDelete(name="soft", field="is_active", shard_local=shard_local)
+        )
     table = sa.Table(
         "post",
         md,
@@ -107,8 +111,8 @@ def all_statuses(db: Db, md: sa.MetaData, status: str, enabled: bool | None = Tr
 
 @pytest.mark.parametrize("kind", ["hash", "reference"])
 def test_after_distributing(db: Db, schema: str, kind: str, citus_cluster: Cluster) -> None:
-    soft = kind == "hash"
-    md, table = declare(schema, soft_delete=soft)
+    # On reference tables SoftDelete updates the placement it fires on (shard_local)
+    soft, md, table = True, *declare(schema, shard_local=kind == "reference")
     create_table(db, schema)
     distribute(db, schema, "post", kind)
     all_statuses(db, md, UNINSTALLED, None)
@@ -139,8 +143,7 @@ def test_after_distributing(db: Db, schema: str, kind: str, citus_cluster: Clust
 def test_before_distributing_and_prune(
     db: Db, schema: str, kind: str, citus_cluster: Cluster
 ) -> None:
-    soft = kind == "hash"
-    md, table = declare(schema, soft_delete=soft)
+    soft, md, table = True, *declare(schema, shard_local=kind == "reference")
     db.run(lambda c: md.create_all(c))  # creates the table and installs its triggers
     distribute(db, schema, "post", kind)  # Citus copies them to the shards
     all_statuses(db, md, INSTALLED)
