@@ -358,3 +358,102 @@ def test_cli(schema: str, citus_cluster: Cluster, tmp_path: Path) -> None:
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop(module, None)
+
+
+DJANGO_SCRIPT = """
+import sys
+import django
+from django.conf import settings
+
+url_port, schema, template = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+settings.configure(
+    INSTALLED_APPS=["pgtrigger", "citusapp"],
+    DATABASES={"default": {
+        "ENGINE": "django.db.backends.postgresql", "NAME": "postgres", "USER": "postgres",
+        "HOST": "127.0.0.1", "PORT": url_port,
+        "OPTIONS": {"options": f"-c search_path={schema}"},
+    }},
+    PGTRIGGER_TEMPLATE=template,
+    USE_TZ=True,
+)
+django.setup()
+import pgtrigger
+from django.db import transaction
+from citusapp.models import Post
+
+if template == "v1":
+    try:
+        pgtrigger.install()
+    except Exception as exc:
+        print("REFUSED", exc)
+    sys.exit(0)
+pgtrigger.install()
+print("LS", sorted((r.uri, r.status, r.enabled) for r in pgtrigger.ls() if r.uri))
+Post.objects.bulk_create([Post(id=i, status="published") for i in range(4)])
+try:
+    Post.objects.update(status="x")
+except Exception as exc:
+    print("PROTECTED", str(exc).splitlines()[0])
+with pgtrigger.ignore("citusapp.Post:lock"):
+    print("AUTOCOMMIT", Post.objects.update(status="y"))
+    with transaction.atomic():
+        print("ATOMIC", Post.objects.update(status="published"))
+pgtrigger.uninstall()
+print("LS", sorted((r.uri, r.status) for r in pgtrigger.ls() if r.uri))
+"""
+
+DJANGO_MODELS = """
+from django.db import models
+import pgtrigger
+
+
+class Post(models.Model):
+    id = models.IntegerField(primary_key=True)
+    status = models.CharField(max_length=16)
+
+    class Meta:
+        app_label = "citusapp"
+        db_table = "post"
+        managed = False
+        triggers = [
+            pgtrigger.Protect(
+                name="lock", operation=pgtrigger.Update,
+                condition=pgtrigger.Q(old__status="published"),
+            )
+        ]
+"""
+
+
+@pytest.mark.parametrize("template", ["v2", "v1"])
+def test_django(schema: str, citus_cluster: Cluster, tmp_path: Path, template: str) -> None:
+    """Django on Citus: install, ls and ignore (v2); v1 refused on a distributed table."""
+    import os
+    import subprocess
+
+    app = tmp_path / "citusapp"
+    app.mkdir()
+    (app / "__init__.py").write_text("")
+    (app / "models.py").write_text(DJANGO_MODELS)
+    (tmp_path / "run.py").write_text(DJANGO_SCRIPT)
+    db = Db(citus_cluster.url(), "psycopg")
+    db.sql(f'CREATE TABLE "{schema}".post (id int PRIMARY KEY, status varchar(16))')
+    distribute(db, schema, "post", "hash")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path.cwd())])}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    done = subprocess.run(
+        [sys.executable, str(tmp_path / "run.py"), str(citus_cluster.port), schema, template],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    if template == "v1":
+        assert "REFUSED" in out and "citusapp.Post:lock" in out and "v2" in out, out
+        return
+    lines = out.splitlines()
+    assert lines[0] == "LS [('citusapp.Post:lock', 'INSTALLED', True)]", out
+    assert lines[1].startswith("PROTECTED pgtrigger: Cannot update rows from post"), out
+    assert lines[2:4] == ["AUTOCOMMIT 4", "ATOMIC 4"], out
+    assert lines[4] == "LS [('citusapp.Post:lock', 'UNINSTALLED')]", out
