@@ -1,7 +1,7 @@
 """A real Citus cluster (coordinator + 2 workers) for the tests of this directory.
 
-Started once per session by ``shared/citus/cluster.sh`` (found as ``../shared/citus`` beside
-the repository, or ``/work/shared/citus``) in a private temporary directory on three free
+Started once per session by ``shared/citus/cluster.sh`` (found in ``$PGTRIGGER_CITUS_DIR``,
+as ``../shared/citus`` beside the repository, or in ``/work/shared/citus``) in a private temporary directory on three free
 ports, then stopped and deleted at session end. Required under CI (``CI=true``: a cluster that
 cannot start fails the tests); elsewhere its tests are skipped and the terminal summary says
 so loudly.
@@ -31,7 +31,15 @@ import pytest
 from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[2]
-CANDIDATES = (ROOT.parent / "shared" / "citus", Path("/work/shared/citus"))
+CANDIDATES = tuple(
+    Path(p)
+    for p in (
+        os.environ.get("PGTRIGGER_CITUS_DIR", ""),
+        ROOT.parent / "shared" / "citus",
+        "/work/shared/citus",
+    )
+    if p
+)
 START_TIMEOUT = 180
 
 _skipped: dict[str, Any] = {"reason": None, "count": 0}
