@@ -27,7 +27,10 @@ def one_statement_driver(connection: Connection) -> bool:
 
 
 def on_citus(connection: Connection) -> bool:
-    """Is the connection's database a Citus one? (Asked once per DB-API connection.)"""
+    """Is the connection's database a Citus one? (Asked once per DB-API connection; never
+    for a mock connection, which renders offline SQL.)"""
+    if not isinstance(connection, Connection):
+        return False
     return citus.is_citus(connection.connection.dbapi_connection)
 
 
