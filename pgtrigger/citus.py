@@ -47,28 +47,29 @@ PROPAGATE = "SET LOCAL citus.propagate_set_commands = 'local'"
 UNSAFE_TRIGGERS = "citus.enable_unsafe_triggers"
 
 _known: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
-_known_by_id: dict[int, bool] = {}  # connections that take no weak reference
 
 
 def is_citus(dbapi_connection: Any) -> bool:
     """Is this DB-API connection's database a Citus one? One query per connection, remembered.
 
     On psycopg 3 outside a transaction the query goes straight to libpq, so no ``BEGIN`` is
-    sent for it; elsewhere a cursor runs it (inside the caller's transaction, if any).
+    sent for it; elsewhere a cursor runs it, leaving the transaction state as it was.
     """
-    try:
-        return _known[dbapi_connection]
-    except TypeError:
-        if id(dbapi_connection) in _known_by_id:
-            return _known_by_id[id(dbapi_connection)]
-    except KeyError:
-        pass
-    found = bool(_ask(dbapi_connection))
-    try:
-        _known[dbapi_connection] = found
-    except TypeError:
-        _known_by_id[id(dbapi_connection)] = found
+    key = _key(dbapi_connection)
+    found = _known.get(key)
+    if found is None:
+        found = _known[key] = _ask(dbapi_connection)
     return found
+
+
+def _key(dbapi_connection: Any) -> Any:
+    """What to remember the answer by: the driver's own connection behind SQLAlchemy's async
+    adapters (which take no weak reference), else the connection itself."""
+    try:
+        weakref.ref(dbapi_connection)
+    except TypeError:
+        return dbapi_connection._connection
+    return dbapi_connection
 
 
 def _ask(dbapi_connection: Any) -> bool:
