@@ -17,7 +17,9 @@ statement runs on each, side by side in one run:
 - ``protect``: ``Protect(operation=Update, condition=OLD.status == 'locked')``, false for every
   row (the WHEN clause only); ``UPDATE ... SET body = body || 'x'`` of every row;
 - ``version``: BEFORE UPDATE ``NEW.version = NEW.version + 1`` (PL/pgSQL per row), same UPDATE;
-- ``soft_delete``: ``SoftDelete(field="is_active")``: ``DELETE`` of a quarter of the rows.
+- ``soft_delete``: ``SoftDelete(field="is_active")``: ``DELETE`` of a quarter of the rows;
+- ``soft_delete_local``: the same with ``shard_local=True`` (the update goes through
+  ``TG_RELID``, on Citus the shard placement itself, instead of the table's name).
 
 Each with no trigger (baseline), with the v2 trigger running, and with it ignored
 (``pgtrigger.ignore``, sent as Citus needs: standalone ``SET LOCAL`` statements that reach the
@@ -72,13 +74,18 @@ def _triggers(case: str) -> list[Any]:
                 func="NEW.version = NEW.version + 1; RETURN NEW;",
             )
         ]
-    return [pgtrigger.SoftDelete(name="soft_delete", field="is_active")]
+    return [
+        pgtrigger.SoftDelete(
+            name=case, field="is_active", shard_local=case == "soft_delete_local"
+        )
+    ]
 
 
 STATEMENTS = {
     "protect": ("UPDATE {t} SET body = body || 'x'", 1.0),
     "version": ("UPDATE {t} SET body = body || 'x'", 1.0),
     "soft_delete": ("DELETE FROM {t} WHERE id % 4 = 0", 0.25),
+    "soft_delete_local": ("DELETE FROM {t} WHERE id % 4 = 0", 0.25),
 }
 
 
@@ -158,7 +165,7 @@ def run(dsn: str, rows: int, rounds: int, shards: int) -> None:
             f" median of {rounds} rounds; v2 triggers\n"
         )
         header = (
-            f"{'case':<12} {'state':<8} {'local ms':>9} {'dist ms':>9}"
+            f"{'case':<18} {'state':<8} {'local ms':>9} {'dist ms':>9}"
             f" {'local µs/row':>13} {'dist µs/row':>12} {'dist/local':>10}"
         )
         print(header)
@@ -193,13 +200,13 @@ def _measure_case(dsn: str, schema: str, case: str, rows: int, rounds: int) -> N
     for state in ("none", "runs", "ignored"):
         local, dist = med[("post_local", state)], med[("post_dist", state)]
         if state == "none":
-            print(f"{case:<12} {'baseline':<8} {local * 1e3:9.1f} {dist * 1e3:9.1f}")
+            print(f"{case:<18} {'baseline':<8} {local * 1e3:9.1f} {dist * 1e3:9.1f}")
             continue
         over_local = (local - med[("post_local", "none")]) / touched * 1e6
         over_dist = (dist - med[("post_dist", "none")]) / touched * 1e6
         ratio = over_dist / over_local if over_local > 0 else float("nan")
         print(
-            f"{'':<12} {state:<8} {local * 1e3:9.1f} {dist * 1e3:9.1f}"
+            f"{'':<18} {state:<8} {local * 1e3:9.1f} {dist * 1e3:9.1f}"
             f" {over_local:13.2f} {over_dist:12.2f} {ratio:10.2f}"
         )
 
