@@ -145,13 +145,9 @@ def test_one_database_failing_leaves_the_others_done(
     assert summary["overall"][0] == "error"
 
     # The worst exit code wins: a usage error (2) in one database beats drift (1).
-    worst = run(
-        project, "check", "--target", "models:Base", *urls[:2], "--url", "mysql://x@h/db"
-    )
+    worst = run(project, "check", "--target", "models:Base", *urls[:2], "--url", "mysql://x@h/db")
     assert worst.code == 2, worst
-    report = run(
-        project, "check", "--target", "models:Base", *urls, "--format", "json"
-    ).json()
+    report = run(project, "check", "--target", "models:Base", *urls, "--format", "json").json()
     assert [d["result"] for d in report["databases"]] == ["ok", "drift", "error", "ok"]
     assert report["overall"]["exit_code"] == 1
     assert "s3cr" not in str(report)
