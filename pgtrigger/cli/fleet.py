@@ -39,12 +39,14 @@ def redact(url: str) -> str:
     netloc, tail = rest[:cut], rest[cut:]
     if "@" in netloc:
         userinfo, host = netloc.rsplit("@", 1)
-        if ":" in userinfo:
-            netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
+        user, colon, password = userinfo.partition(":")
+        if password:
+            netloc = f"{user}{colon}***@{host}"
     if "?" in tail:
         path, query = tail.split("?", 1)
         params = [
-            "password=***" if p.lower().startswith("password=") else p for p in query.split("&")
+            "password=***" if p.lower().startswith("password=") and p[9:] else p
+            for p in query.split("&")
         ]
         tail = f"{path}?{'&'.join(params)}"
     return f"{scheme}://{netloc}{tail}"
