@@ -3,13 +3,12 @@
 A pattern is a glob over schema names: ``*`` matches any run of characters, ``?`` one
 character, and ``\\`` makes the next character literal (``\\*``). Every other character,
 ``_`` and ``%`` included, stands for itself. Patterns are matched in Python against the
-schema names the engine's one catalog query returns: they never reach the server, so no
-LIKE or regex escaping of user text takes place there.
+schema names the engine's one catalog query returns: they never reach the server (no LIKE
+or regex is built from user text), and matching is never exponential, whatever the pattern.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 
 from pgtrigger.errors import UnknownSchemaError
@@ -18,10 +17,14 @@ WILDCARDS = "*?"
 ESCAPE = "\\"
 
 
+#: A pattern's pieces: a literal character, ``?`` (ANY_ONE) or ``*`` (ANY_RUN).
+ANY_ONE, ANY_RUN = object(), object()
+
+
 class SchemaPattern(str):
     """A schema name with wildcards; as a ``str`` it goes wherever a schema name does."""
 
-    regex: re.Pattern[str]
+    pieces: tuple[object, ...]
 
     def __new__(cls, text: str) -> SchemaPattern:
         if not text:
@@ -29,32 +32,47 @@ class SchemaPattern(str):
         if "\x00" in text:
             raise UnknownSchemaError(f"schema pattern {text!r} contains a NUL character")
         self = super().__new__(cls, text)
-        self.regex = re.compile(_regex(text), re.DOTALL)
+        self.pieces = _pieces(text)
         return self
 
     def matches(self, name: str) -> bool:
-        return self.regex.fullmatch(name) is not None
+        """Whether ``name`` matches: greedy with one backtrack point (the last ``*``), so
+        linear in practice and never exponential, whatever the pattern (no regex)."""
+        pieces, p, n = self.pieces, 0, 0
+        star, star_n = -1, 0
+        while n < len(name):
+            if p < len(pieces) and (pieces[p] is ANY_ONE or pieces[p] == name[n]):
+                p, n = p + 1, n + 1
+            elif p < len(pieces) and pieces[p] is ANY_RUN:
+                star, star_n, p = p, n, p + 1
+            elif star >= 0:
+                star_n += 1
+                p, n = star + 1, star_n
+            else:
+                return False
+        return all(piece is ANY_RUN for piece in pieces[p:])
 
     def __repr__(self) -> str:
         return f"SchemaPattern({str.__repr__(self)})"
 
 
-def _regex(text: str) -> str:
-    parts: list[str] = []
+def _pieces(text: str) -> tuple[object, ...]:
+    pieces: list[object] = []
     chars = iter(text)
     for char in chars:
         if char == ESCAPE:
             literal = next(chars, None)
             if literal is None:
                 raise UnknownSchemaError(f"schema pattern {text!r} ends with a lone backslash")
-            parts.append(re.escape(literal))
+            pieces.append(literal)
         elif char == "*":
-            parts.append(".*")
+            if not pieces or pieces[-1] is not ANY_RUN:  # ** is *
+                pieces.append(ANY_RUN)
         elif char == "?":
-            parts.append(".")
+            pieces.append(ANY_ONE)
         else:
-            parts.append(re.escape(char))
-    return "".join(parts)
+            pieces.append(char)
+    return tuple(pieces)
 
 
 def parse(text: str) -> str:

@@ -266,3 +266,27 @@ def test_redact() -> None:
         "postgresql+psycopg://u@h/db?password=***&host=/tmp"
     )
     assert redact("not a url") == "not a url"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "name", "matched"),
+    [
+        ("tenant_*", "tenant_a", True),
+        ("tenant_*", "tenant_", True),
+        ("tenant_*", "tenantXa", False),
+        ("tenant_*", "Tenant_a", False),
+        ("*_eu", "acme_eu", True),
+        ("*_eu", "acme_eu_x", False),
+        ("a*b*c", "aXXbYYc", True),
+        ("a*b*c", "aXXbYY", False),
+        ("?", "", False),
+        ("*", "", True),
+        ("a\\?", "a?", True),
+        ("a\\?", "ab", False),
+        ("50%*", "50%_off", True),
+        ('"*"', '"quoted"', True),
+        ("*a" * 20 + "*b", "a" * 63, False),  # would take exponential time as a regex
+    ],
+)
+def test_pattern_matching(pattern: str, name: str, matched: bool) -> None:
+    assert SchemaPattern(pattern).matches(name) is matched
