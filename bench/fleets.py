@@ -135,7 +135,7 @@ def work(runs: list[Run]) -> str:
     return f"{sum(parts)} ({parts[0]}+{parts[1]}+{parts[2]})"
 
 
-def tenants(admin_url: str, root: Path, count: int, rounds: int) -> None:
+def tenants(admin_url: str, root: Path, count: int, rounds: int, trace: bool = False) -> None:
     env = environment(root)
     schemas = [f"tenant_{i:05d}" for i in range(count)]
     total = count * PER_TABLE
@@ -169,7 +169,10 @@ def tenants(admin_url: str, root: Path, count: int, rounds: int) -> None:
                 for label, (argv, want) in commands.items():
                     mark = wire.mark()
                     wall = run(argv, root, env)
-                    traced.setdefault(label, []).append(summarize(wall, wire.since(mark), 1, False))
+                    summary = summarize(wall, wire.since(mark), 1, trace)
+                    traced.setdefault(label, []).append(summary)
+                    if trace and r == 0:
+                        print(f"-- {label}", *summary.trace, sep="\n", file=sys.stderr)
                     times.setdefault(label, []).append(wall)
                     expect(url, want, label)
                 print(f"  tenants round {r + 1}/{rounds} done", file=sys.stderr)
@@ -243,6 +246,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=8)
     parser.add_argument("--quick", action="store_true", help="100 tenants, 5 databases, 1 round")
     parser.add_argument("--only", choices=("tenants", "fleet"))
+    parser.add_argument("--trace", action="store_true", help="print each message (tenants)")
     args = parser.parse_args()
     if args.quick:
         args.tenants, args.databases, args.rounds = 100, 5, 1
@@ -255,7 +259,7 @@ def main() -> None:
         print(f"load average {load_average()}; {args.rounds} round(s)")
         run(cli("--version"), root, environment(root))  # fills the bytecode cache
         if args.only in (None, "tenants"):
-            tenants(url, root, args.tenants, args.rounds)
+            tenants(url, root, args.tenants, args.rounds, args.trace)
         if args.only in (None, "fleet"):
             fleet(url, root, args.databases, args.rounds, args.jobs)
 
