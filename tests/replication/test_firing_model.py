@@ -79,7 +79,7 @@ def test_a_v1_table_compiles_a_firing_with_v2() -> None:
 
 def test_migration_kwargs_round_trip() -> None:
     compiled = protect(firing="replica").compile(POST)
-    path, args, kwargs = compiled.sql.deconstruct()
+    path, _, kwargs = compiled.sql.deconstruct()
     assert path == "pgtrigger.compiler.UpsertTriggerSqlV2"
     rebuilt = UpsertTriggerSqlV2(**kwargs)
     assert str(rebuilt) == str(compiled.sql) and rebuilt.firing == "REPLICA"
@@ -150,7 +150,7 @@ def test_refused_where_postgresql_refuses() -> None:
         func="RETURN NULL;",
         firing=pgtrigger.Always,
     )
-    with pytest.raises(pgtrigger.CompileError, match='Trigger "st" on table "post_view":.*view'):
+    with pytest.raises(pgtrigger.CompileError, match=r'Trigger "st" on table "post_view":.*view'):
         statement.compile(VIEW)
     assert pgtrigger.Trigger(
         name="io",
