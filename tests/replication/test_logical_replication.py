@@ -42,20 +42,23 @@ def publish(replication: Replication, row_id: int) -> None:
         pub.execute("INSERT INTO public.repl_item (id, note) VALUES (%s, 'replicated')", [row_id])
 
 
+def wait_for_row(database: object, table: str, row_id: int) -> None:
+    """Until the subscriber has applied row ``row_id`` of ``table`` (a liveness bound of
+    APPLY_DEADLINE_SECONDS, not a measurement)."""
+    deadline = time.monotonic() + APPLY_DEADLINE_SECONDS
+    with database.connect(autocommit=True) as conn:  # type: ignore[attr-defined]
+        while conn.execute(f"SELECT FROM {table} WHERE id = %s", [row_id]).fetchone() is None:
+            if time.monotonic() > deadline:
+                pytest.fail(f"the subscriber did not apply row {row_id} of {table}")
+            time.sleep(0.05)
+
+
 def fired_on_apply(replication: Replication, engine: Engine, row_id: int) -> set[str]:
     """Insert ``row_id`` on the publisher; once the subscriber has applied it, the triggers
     that fired there."""
     publish(replication, row_id)
-    deadline = time.monotonic() + APPLY_DEADLINE_SECONDS
+    wait_for_row(replication.subscriber, "repl_item", row_id)
     with engine.connect() as conn:
-        while True:
-            found = conn.execute(text("SELECT note FROM repl_item WHERE id = :id"), {"id": row_id})
-            if found.first() is not None:
-                break
-            conn.rollback()
-            if time.monotonic() > deadline:
-                pytest.fail(f"the subscriber did not apply row {row_id} (is the subscription up?)")
-            time.sleep(0.05)
         return fired(conn, row_id)
 
 
