@@ -3,11 +3,12 @@
 A batch that re-creates its table (``recreate="always"``; on PostgreSQL "auto" never does)
 builds a new table, copies the rows, drops the old table and renames the new one: the old
 table's triggers go with it, silently. So right before such a batch the definitions of the
-table's ``pgtrigger_`` triggers (``pg_get_triggerdef``, hash comment, ``tgenabled``: disabled, or how it fires) are
-saved in a session setting, and right after it they are re-created on the new table. Both
-steps are SQL that runs in the database, so ``alembic upgrade --sql`` scripts do the same. A
-trigger that cannot come back (it reads a column the batch dropped) fails the migration with
-a message naming the table and the trigger. Functions survive the drop and are reused.
+table's ``pgtrigger_`` triggers (``pg_get_triggerdef``, hash comment, ``tgenabled``: disabled
+or how it fires) are saved in a session setting, and right after it they are re-created on
+the new table. Both steps are SQL that runs in the database, so ``alembic upgrade --sql``
+scripts do the same. A trigger that cannot come back (it reads a column the batch dropped)
+fails the migration with a message naming the table and the trigger. Functions survive the
+drop and are reused.
 
 Alembic has no public hook around a batch: ``install()`` wraps the private
 ``alembic.operations.batch.BatchOperationsImpl.flush`` (the same in Alembic 1.13 to 1.20;
