@@ -172,7 +172,9 @@ def _print_tables(
     failed = sum(r.error is not None for r in results)
     drifted = sum(r.result == "drift" for r in results)
     overall = "ok" if not failed and not drifted else ("error" if failed else "drift")
-    label = f"overall: {len(results)} databases, {failed} failed, {drifted} with drift"
+    label = f"overall: {len(results)} databases, {failed} failed"
+    if drifted:
+        label += f", {drifted} with drift"
     rows.append([label, overall, *(str(n) for n in totals), ""])
     headers = ["DATABASE", "RESULT", "TRIGGERS", "DRIFT", "CHANGED", "SECONDS"]
     output.table(rows, headers, stdout)
