@@ -125,9 +125,13 @@ def run(
         ThreadPoolExecutor(max_workers=workers) as pool,
     ):
         futures = [pool.submit(_run_one, url, run_one, describe) for url in urls]
-        for future in futures:
-            results.append(future.result())
-            progress.step(results[-1].name)
+        try:
+            for future in futures:
+                results.append(future.result())
+                progress.step(results[-1].name)
+        except BaseException:  # Ctrl-C: databases not started yet are left untouched
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     worst = max(r.code for r in results)
     for r in results:
         if r.error is not None:
