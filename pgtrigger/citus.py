@@ -120,7 +120,7 @@ _NE = "OPERATOR(pg_catalog.<>)"
 #: What each node holds: every pgtrigger trigger, on shards and shell tables alike.
 _NODE_COMMAND = (
     "SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_array("
-    "n.nspname, c.relname, t.tgname, t.tgenabled OPERATOR(pg_catalog.<>) 'D'::pg_catalog.char"
+    "n.nspname, c.relname, t.tgname, t.tgenabled"
     ")), '[]') FROM pg_catalog.pg_trigger t"
     " JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid"
     " JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
@@ -181,26 +181,26 @@ def _kind(partmethod: str, repmodel: str, colocationid: int) -> str:
 
 def read_shards(
     fetch: Callable[[str], list[tuple[Any, ...]]],
-    triggers: list[tuple[str, str, str, bool]],
+    triggers: list[tuple[str, str, str, str]],
 ) -> Shards:
     """Read the cluster (one query) and compare each coordinator trigger
-    ``(schema, table, pgid, enabled)`` with its copies on the shard placements."""
+    ``(schema, table, pgid, tgenabled)`` with its copies on the shard placements."""
     setting, tables_json, placements_json, nodes_json = fetch(SHARDS_SQL)[0]
     tables = {(r[0], r[1]): _kind(r[2], r[3], int(r[4])) for r in json.loads(tables_json)}
-    held: dict[int, dict[tuple[str, str, str], bool]] = {}
+    held: dict[int, dict[tuple[str, str, str], str]] = {}
     failures: dict[int, str] = {}
     for node, ok, result in json.loads(nodes_json):
         if ok:
-            held[node] = {(r[0], r[1], r[2]): bool(r[3]) for r in json.loads(result)}
+            held[node] = {(r[0], r[1], r[2]): str(r[3]) for r in json.loads(result)}
         else:
             failures[node] = str(result)
     placements: dict[tuple[str, str], list[tuple[int, int, str]]] = {}
     for schema, table, shard, node, where in json.loads(placements_json):
         placements.setdefault((schema, table), []).append((int(shard), int(node), where))
     drift = {}
-    for schema, table, pgid, enabled in triggers:
+    for schema, table, pgid, code in triggers:
         problems = _shard_problems(
-            placements.get((schema, table), []), held, failures, schema, table, pgid, enabled
+            placements.get((schema, table), []), held, failures, schema, table, pgid, code
         )
         if problems:
             drift[(schema, table, pgid)] = problems
@@ -209,12 +209,12 @@ def read_shards(
 
 def _shard_problems(
     placements: list[tuple[int, int, str]],
-    held: dict[int, dict[tuple[str, str, str], bool]],
+    held: dict[int, dict[tuple[str, str, str], str]],
     failures: dict[int, str],
     schema: str,
     table: str,
     pgid: str,
-    enabled: bool,
+    code: str,
 ) -> str | None:
     missing, toggled, unread = [], [], []
     for shard, node, where in sorted(placements):
@@ -227,17 +227,23 @@ def _shard_problems(
         found = held.get(node, {}).get((schema, shard_table, shard_trigger))
         if found is None:
             missing.append(f"{shard_table} on {where}")
-        elif found != enabled:
-            toggled.append(f"{shard_table} on {where}")
+        elif found != code:
+            toggled.append(f"{shard_table} on {where} ({_STATES.get(found, found)})")
     parts = []
     if missing:
         parts.append(f"{len(missing)} shard(s) lack it ({_few(missing)})")
     if toggled:
-        state = "disabled" if enabled else "enabled"
-        parts.append(f"{len(toggled)} shard(s) have it {state} ({_few(toggled)})")
+        state = _STATES.get(code, code)
+        parts.append(
+            f"{len(toggled)} shard(s) differ from the coordinator's {state} ({_few(toggled)})"
+        )
     if unread:
         parts.append(f"node(s) {_few(sorted(set(unread)))} could not be read")
     return "; ".join(parts) or None
+
+
+#: ``pg_trigger.tgenabled`` in words.
+_STATES = {"O": "enabled", "D": "disabled", "R": "enabled replica", "A": "enabled always"}
 
 
 def _few(items: list[str]) -> str:

@@ -16,7 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pgtrigger import citus, compiler, sqltext
+from pgtrigger import citus, compiler, schema_patterns, sqltext
+from pgtrigger.clauses import Firing
 from pgtrigger.errors import InstallationError
 
 INSTALLED = "INSTALLED"
@@ -66,6 +67,8 @@ class InstalledTrigger:
     function_owner_ok: bool = True
     #: Digest of the function's body as it is now (``compiler.body_digest``).
     function_digest: str | None = None
+    #: How it fires now (``pg_trigger.tgenabled``): ORIGIN, REPLICA, ALWAYS or DISABLED.
+    firing: str = "ORIGIN"
     #: On Citus: what differs on the shard placements (missing there, or disabled differently).
     shard_drift: str | None = None
 
@@ -104,9 +107,10 @@ class InstalledTrigger:
                 f"COMMENT ON TRIGGER {sqltext.ident(self.pgid)} ON {self.quoted_table}"
                 f" IS {sqltext.string(comment)};"
             )
-        if not self.enabled:
+        if self.firing != "ORIGIN":  # CREATE TRIGGER leaves it firing on origin
             parts.append(
-                f"ALTER TABLE {self.quoted_table} DISABLE TRIGGER {sqltext.ident(self.pgid)};"
+                f"ALTER TABLE {self.quoted_table} {Firing(self.firing).keyword} TRIGGER"
+                f" {sqltext.ident(self.pgid)};"
             )
         return "\n".join(parts)
 
@@ -144,6 +148,9 @@ class Catalog:
     tables: dict[tuple[str, str], bool] = field(default_factory=dict)
     #: v1's ignore helpers, by schema.
     helpers: dict[str, IgnoreHelper] = field(default_factory=dict)
+    #: The database's name and its schemas (system schemas left out): what patterns match.
+    database: str = ""
+    schema_names: tuple[str, ...] = ()
     #: The Citus cluster as the coordinator sees it (None: no citus extension).
     citus: citus.Shards | None = None
 
@@ -213,7 +220,7 @@ SELECT pg_catalog.current_setting('server_version_num')::pg_catalog.int4,
                    t.tgconstraint {_NE} 0::pg_catalog.oid,
                    pg_catalog.pg_get_userbyid(p.proowner),
                    pg_catalog.has_table_privilege(p.proowner, c.oid, 'TRIGGER'),
-                   {digest.format("p.prosrc")}{defs}
+                   {digest.format("p.prosrc")}, t.tgenabled::pg_catalog.text{defs}
                )), '[]')::pg_catalog.text
           FROM pg_catalog.pg_trigger t
           JOIN pg_catalog.pg_class c ON c.oid {_EQ} t.tgrelid
@@ -253,6 +260,11 @@ SELECT pg_catalog.current_setting('server_version_num')::pg_catalog.int4,
           FROM pg_catalog.pg_proc h JOIN pg_catalog.pg_namespace hn ON hn.oid {_EQ} h.pronamespace
          WHERE h.proname {_EQ} '_pgtrigger_should_ignore'::pg_catalog.name
            AND h.pronargs {_EQ} 1::pg_catalog.int2),
+       -- the database and its schemas, for schema patterns ("tenant_*")
+       pg_catalog.json_build_array(pg_catalog.current_database(),
+           (SELECT coalesce(pg_catalog.json_agg(nspname), '[]') FROM pg_catalog.pg_namespace
+             WHERE NOT nspname {_LIKE} 'pg\\_%'::pg_catalog.text
+               AND nspname {_NE} 'information_schema'::pg_catalog.name))::pg_catalog.text,
        {_CITUS_EXISTS}
 """
 
@@ -274,7 +286,7 @@ def read_catalog(
                 "pgtrigger needs PostgreSQL 13 or newer (pg_trigger.tgparentid is missing)"
             ) from exc
         raise
-    version, search_path, triggers_json, tables_json, helpers_json, on_citus = rows[0]
+    version, search_path, triggers_json, tables_json, helpers_json, schemas_json, on_citus = rows[0]
     triggers = tuple(
         InstalledTrigger(
             schema=row[0],
@@ -291,8 +303,9 @@ def read_catalog(
             function_owner=row[10],
             function_owner_ok=row[11] is not False,
             function_digest=row[12],
-            trigger_def=row[13] if definitions else None,
-            function_def=row[14] if definitions else None,
+            firing=Firing.from_code(row[13]).name,
+            trigger_def=row[14] if definitions else None,
+            function_def=row[15] if definitions else None,
         )
         for row in json.loads(triggers_json)
     )
@@ -303,10 +316,12 @@ def read_catalog(
         )
         for row in json.loads(helpers_json or "[]")
     }
+    database, schema_names = json.loads(schemas_json)
     shards = None
     if on_citus:  # one more query: the shards' copies of the triggers, read from here
         shards = citus.read_shards(
-            executor.fetch, [(t.schema, t.table, t.pgid, t.enabled) for t in triggers]
+            executor.fetch,
+            [(t.schema, t.table, t.pgid, Firing(t.firing).code) for t in triggers],
         )
         triggers = tuple(
             dataclasses.replace(t, shard_drift=shards.drift[key])
@@ -314,7 +329,16 @@ def read_catalog(
             else t
             for t in triggers
         )
-    return Catalog(int(version), search_path, triggers, tables, helpers, shards)
+    return Catalog(
+        int(version),
+        search_path,
+        triggers,
+        tables,
+        helpers,
+        database,
+        tuple(schema_names),
+        shards,
+    )
 
 
 @dataclass(frozen=True)
@@ -329,6 +353,8 @@ class Declared:
     table_name: str
     pgid: str
     hash: str
+    #: How the install leaves it firing (``compiler.Trigger.firing``).
+    firing: str = "ORIGIN"
 
 
 @dataclass(frozen=True)
@@ -357,8 +383,25 @@ class Status:
     #: ``schema`` is then the schema named in code, or None.
     table_missing: bool = False
     #: Why a trigger whose fingerprint matches is OUTDATED all the same: its function's body
-    #: or owner (or v1's shared helper's) is not what the install left.
+    #: or owner (or v1's shared helper's) is not what the install left, or it fires otherwise.
     drift: str | None = None
+    #: How the installed trigger fires now: ORIGIN, REPLICA, ALWAYS or DISABLED (None: not
+    #: installed). ``enabled`` is False exactly when this is DISABLED.
+    firing: str | None = None
+
+    @property
+    def declared_firing(self) -> str | None:
+        """How the declaration says it fires (None: an orphan)."""
+        return None if self.target is None else self.target.compiled.firing
+
+    @property
+    def switched(self) -> bool:
+        """Switched on or off against its declaration (``enable``/``disable``, on purpose):
+        ``check`` reports it; ``ls`` still says INSTALLED."""
+        declared = self.declared_firing
+        if self.enabled is None or declared is None:
+            return False
+        return self.enabled != (declared != "DISABLED")
 
 
 def _placements(
@@ -392,6 +435,8 @@ def statuses(
     (default: the targets' tables): a database shared with other code keeps that code's
     triggers on its own tables.
     """
+    # Patterns ("tenant_*") become the schemas they match here: one catalog, any number.
+    schemas = schema_patterns.expand(schemas, catalog.schema_names, catalog.database)
     result: list[Status] = []
     claimed: set[tuple[str, str, str]] = set()
     for target in targets:
@@ -431,6 +476,7 @@ def statuses(
                     table_missing=schema is None
                     or (installed is None and (schema, compiled.table_name) not in catalog.tables),
                     drift=drift,
+                    firing=None if installed is None or enabled is None else installed.firing,
                 )
             )
     if include_prune:
@@ -457,6 +503,9 @@ def drift_of(
         return f"on the Citus shards of {installed.quoted_table}: {installed.shard_drift}"
     function = sqltext.qualified(installed.function_schema, installed.function_name or "?")
     table = installed.quoted_table
+    firing = firing_drift(compiled.firing, installed.firing)
+    if firing is not None:
+        return firing
     if not installed.function_owner_ok:
         return (
             f'function {function}() is owned by role "{installed.function_owner}",'
@@ -488,6 +537,19 @@ def drift_of(
     return None
 
 
+def firing_drift(declared: str, found: str) -> str | None:
+    """How an installed trigger fires otherwise than declared, or None.
+
+    ``pgtrigger disable`` switches any trigger off, and ``enable`` switches one declared
+    ``DISABLED`` on (firing on origin): on purpose, so no drift (``Status.switched`` says so,
+    and ``check`` reports it). Any other difference is drift: ``install`` puts it right.
+    """
+    if found == declared or found == "DISABLED" or (declared, found) == ("DISABLED", "ORIGIN"):
+        return None
+    keyword = Firing(found).keyword
+    return f"it is set to {keyword} TRIGGER, but declared firing={declared}"
+
+
 def prunable(
     catalog: Catalog,
     claimed: set[tuple[str, str, str]],
@@ -505,6 +567,7 @@ def prunable(
     if declared_tables is not None:
         qualified = set(declared_tables)
     orphans = []
+    wanted = set(schemas or ())
     for trig in catalog.triggers:
         if declared_pgids and trig.pgid in declared_pgids:
             continue
@@ -513,12 +576,22 @@ def prunable(
         ):
             continue  # another codebase's table: not ours to prune
         if schemas:
-            in_scope = trig.schema in schemas
+            in_scope = trig.schema in wanted
         else:
             in_scope = trig.visible or trig.schema in (named_schemas or ())
         if in_scope and (trig.schema, trig.table, trig.pgid) not in claimed:
             orphans.append(
-                Status(None, trig.schema, trig.table, trig.pgid, PRUNE, trig.enabled, None, trig)
+                Status(
+                    None,
+                    trig.schema,
+                    trig.table,
+                    trig.pgid,
+                    PRUNE,
+                    trig.enabled,
+                    None,
+                    trig,
+                    firing=trig.firing,
+                )
             )
     return orphans
 
@@ -579,10 +652,6 @@ def install_steps(catalog: Catalog, found: Sequence[Status], force: bool = False
                 f"SET LOCAL search_path = {sqltext.search_path([row.schema or ''])};\n{sql}"
                 f"SET LOCAL search_path = {compiler.INSTALL_SEARCH_PATH};"
             )
-        if catalog.citus is not None and row.installed is not None:
-            # CREATE OR REPLACE enables the trigger again (and shards may differ): keep the state
-            verb = "ENABLE" if row.installed.enabled else "DISABLE"
-            sql += f"\nALTER TABLE {row.installed.quoted_table} {verb} TRIGGER {compiled.sql.quoted_pgid};"
         label = f'trigger "{row.target.uri}" on table "{row.schema}.{row.table}"'
         steps.append(Step(label, sql, compiled.guarded(row.schema)))
     return steps
@@ -616,11 +685,14 @@ def drop_steps(found: Sequence[Status]) -> list[Step]:
 
 
 def toggle_steps(found: Sequence[Status], enable: bool) -> list[Step]:
-    verb = "ENABLE" if enable else "DISABLE"
+    """``enable`` switches a trigger on as declared (``ENABLE REPLICA``/``ALWAYS`` for those
+    firings), ``disable`` switches it off."""
     return [
         Step(
             f'trigger "{row.uri}" on table "{row.schema}.{row.table}"',
-            f"ALTER TABLE {row.installed.quoted_table} {verb} TRIGGER {sqltext.ident(row.pgid)};",
+            f"ALTER TABLE {row.installed.quoted_table}"
+            f" {compiler.enabled_keyword(row.target.compiled.firing) if enable else 'DISABLE'}"
+            f" TRIGGER {sqltext.ident(row.pgid)};",
         )
         for row in found
         if row.installed is not None

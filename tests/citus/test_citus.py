@@ -457,3 +457,31 @@ def test_django(schema: str, citus_cluster: Cluster, tmp_path: Path, template: s
     assert lines[1].startswith("PROTECTED pgtrigger: Cannot update rows from post"), out
     assert lines[2:4] == ["AUTOCOMMIT 4", "ATOMIC 4"], out
     assert lines[4] == "LS [('citusapp.Post:lock', 'UNINSTALLED')]", out
+
+
+def test_firing_reaches_the_shards(schema: str, citus_cluster: Cluster) -> None:
+    """A declared firing (ENABLE ALWAYS) is set on every shard: INSTALLED, no drift; a shard
+    left firing on origin only is drift."""
+    db = Db(citus_cluster.url(), "psycopg")
+    md = sa.MetaData()
+    table = sa.Table(
+        "post",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True),
+        pgtrigger.Protect(name="lock", operation=pgtrigger.Delete, firing="ALWAYS"),
+        schema=schema,
+    )
+    db.sql(f'CREATE TABLE "{schema}".post (id int PRIMARY KEY)')
+    distribute(db, schema, "post", "hash")
+    db.run(lambda c: pgtrigger.sqla.install(c, metadata=md))
+    all_statuses(db, md, INSTALLED)
+    pgid = pgtrigger.sqla.triggers_of(table)[0].compile(table).pgid
+    shard, port = _a_shard_on_a_worker(citus_cluster.dsn(), schema)
+    suffix = shard.rpartition("_")[2]
+    _on_worker(
+        citus_cluster, port, f'ALTER TABLE "{schema}".{shard} ENABLE TRIGGER {pgid}_{suffix}'
+    )
+    [(status, _, drift)] = db.statuses(md).values()
+    assert status == OUTDATED and drift is not None and f"{shard} on 127.0.0.1:{port}" in drift
+    db.run(lambda c: pgtrigger.sqla.install(c, metadata=md))
+    all_statuses(db, md, INSTALLED)
