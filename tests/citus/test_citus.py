@@ -362,10 +362,12 @@ def test_cli(schema: str, citus_cluster: Cluster, tmp_path: Path) -> None:
 
 DJANGO_SCRIPT = """
 import sys
+
+url_port, schema, template, driver = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+if driver == "psycopg2":
+    sys.modules["psycopg"] = None  # Django then uses psycopg2
 import django
 from django.conf import settings
-
-url_port, schema, template = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 settings.configure(
     INSTALLED_APPS=["pgtrigger", "citusapp"],
     DATABASES={"default": {
@@ -388,6 +390,8 @@ if template == "v1":
         print("REFUSED", exc)
     sys.exit(0)
 pgtrigger.install()
+from django.db import connection
+print("DRIVER", type(connection.connection).__module__.split(".")[0])
 print("LS", sorted((r.uri, r.status, r.enabled) for r in pgtrigger.ls() if r.uri))
 Post.objects.bulk_create([Post(id=i, status="published") for i in range(4)])
 try:
@@ -424,8 +428,12 @@ class Post(models.Model):
 """
 
 
-@pytest.mark.parametrize("template", ["v2", "v1"])
-def test_django(schema: str, citus_cluster: Cluster, tmp_path: Path, template: str) -> None:
+@pytest.mark.parametrize(
+    ("template", "driver"), [("v2", "psycopg"), ("v2", "psycopg2"), ("v1", "psycopg")]
+)
+def test_django(
+    schema: str, citus_cluster: Cluster, tmp_path: Path, template: str, driver: str
+) -> None:
     """Django on Citus: install, ls and ignore (v2); v1 refused on a distributed table."""
     import os
     import subprocess
@@ -441,7 +449,14 @@ def test_django(schema: str, citus_cluster: Cluster, tmp_path: Path, template: s
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path.cwd())])}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     done = subprocess.run(
-        [sys.executable, str(tmp_path / "run.py"), str(citus_cluster.port), schema, template],
+        [
+            sys.executable,
+            str(tmp_path / "run.py"),
+            str(citus_cluster.port),
+            schema,
+            template,
+            driver,
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -453,6 +468,7 @@ def test_django(schema: str, citus_cluster: Cluster, tmp_path: Path, template: s
         assert "REFUSED" in out and "citusapp.Post:lock" in out and "v2" in out, out
         return
     lines = out.splitlines()
+    assert lines.pop(0) == f"DRIVER {driver}", out
     assert lines[0] == "LS [('citusapp.Post:lock', 'INSTALLED', True)]", out
     assert lines[1].startswith("PROTECTED pgtrigger: Cannot update rows from post"), out
     assert lines[2:4] == ["AUTOCOMMIT 4", "ATOMIC 4"], out
