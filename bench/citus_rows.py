@@ -75,9 +75,7 @@ def _triggers(case: str) -> list[Any]:
             )
         ]
     return [
-        pgtrigger.SoftDelete(
-            name=case, field="is_active", shard_local=case == "soft_delete_local"
-        )
+        pgtrigger.SoftDelete(name=case, field="is_active", shard_local=case == "soft_delete_local")
     ]
 
 
