@@ -481,6 +481,11 @@ class SoftDelete(Trigger):
 
     ``value`` may be a bool, str, int, None, any literal pgtrigger can quote, or a trusted
     SQL expression: ``SoftDelete(field="deleted_at", value=pgtrigger.Sql("NOW()"))``.
+
+    ``shard_local=True`` (template v2) updates the row through the table the trigger fires on
+    (``TG_RELID``) rather than through the table's name: on Citus that is the shard placement
+    itself, so it works on reference tables (where an update by name would be a distributed
+    query from a shard) and costs less on distributed ones (see docs/scaling.md).
     """
 
     when: When = Before
@@ -499,7 +504,9 @@ class SoftDelete(Trigger):
         ignorable_by: str | None = None,
         search_path: list[str] | tuple[str, ...] | None = None,
         firing: Firing | str | None = None,
+        shard_local: bool = False,
     ) -> None:
+        self.shard_local = shard_local
         self.field = field or self.field
         self.value = value if value is not _unset else self.value
         label = name or self.name or "SoftDelete"
@@ -551,6 +558,8 @@ class SoftDelete(Trigger):
         # v2 names the built-in operator: the body runs with the writer's search path, where
         # an operator someone else created for the key's type would otherwise win.
         equals = "=" if legacy else "OPERATOR(pg_catalog.=)"
+        if self.shard_local and not legacy:
+            return self._shard_local_sql(set_column, value, pk_cols)
         return self.format_sql(
             f"""
             UPDATE {table_sql}
@@ -563,6 +572,24 @@ class SoftDelete(Trigger):
     def get_func(self, model: Any) -> Any:
         legacy = compiling_template(model) == "v1"
         return self._sql(model, describe(model), legacy=legacy)
+
+    def needs_v2(self) -> bool:
+        return self.shard_local or super().needs_v2()
+
+    def _shard_local_sql(self, set_column: str, value: str, pk_cols: Any) -> str:
+        """The update by ``TG_RELID`` (dynamic SQL; the key goes as parameters)."""
+        keys = [sqltext.ident(col) for col in pk_cols]
+        params = [f"${i}" for i in range(1, len(keys) + 1)]
+        table_pk, old_pk = ",".join(keys), ",".join(params)
+        if len(keys) > 1:
+            table_pk, old_pk = f"({table_pk})", f"({old_pk})"
+        rest = f" SET {set_column} = {value} WHERE {table_pk} OPERATOR(pg_catalog.=) {old_pk}"
+        using = ", ".join(f"OLD.{key}" for key in keys)
+        return (
+            "\nEXECUTE 'UPDATE ' OPERATOR(pg_catalog.||)"
+            " TG_RELID::pg_catalog.regclass::pg_catalog.text"
+            f" OPERATOR(pg_catalog.||) {sqltext.string(rest)}\n    USING {using};\nRETURN NULL;\n"
+        )
 
     def format_sql(self, sql: str) -> str:
         # Values and quoted names keep their line breaks (django-pgtrigger's joined them).

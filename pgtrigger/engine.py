@@ -10,12 +10,13 @@ and names the trigger at fault. Integrations supply an ``Executor`` for their co
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pgtrigger import compiler, schema_patterns, sqltext
+from pgtrigger import citus, compiler, schema_patterns, sqltext
 from pgtrigger.clauses import Firing
 from pgtrigger.errors import InstallationError
 
@@ -68,6 +69,8 @@ class InstalledTrigger:
     function_digest: str | None = None
     #: How it fires now (``pg_trigger.tgenabled``): ORIGIN, REPLICA, ALWAYS or DISABLED.
     firing: str = "ORIGIN"
+    #: On Citus: what differs on the shard placements (missing there, or disabled differently).
+    shard_drift: str | None = None
 
     @property
     def body_hash(self) -> str | None:
@@ -148,6 +151,12 @@ class Catalog:
     #: The database's name and its schemas (system schemas left out): what patterns match.
     database: str = ""
     schema_names: tuple[str, ...] = ()
+    #: The Citus cluster as the coordinator sees it (None: no citus extension).
+    citus: citus.Shards | None = None
+
+    def citus_kind(self, schema: str | None, table: str) -> str | None:
+        """``distributed``, ``reference``, ``single-shard`` or ``local`` for a Citus table."""
+        return None if self.citus is None else self.citus.kind(schema, table)
 
     def find(self, schema: str, table: str, pgid: str) -> InstalledTrigger | None:
         return self._index().get((schema, table, pgid))
@@ -179,6 +188,9 @@ class Catalog:
 #: ``ls``, ``check`` and ``install`` are usually run by privileged roles.
 _EQ, _NE, _LIKE = "OPERATOR(pg_catalog.=)", "OPERATOR(pg_catalog.<>)", "OPERATOR(pg_catalog.~~)"
 _PGTRIGGER_NAME = f"{_LIKE} 'pgtrigger\\_%'::pg_catalog.text"
+_CITUS_EXISTS = (
+    f"EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname {_EQ} 'citus'::pg_catalog.name)"
+)
 
 
 def _catalog_sql(table_names: Iterable[str], definitions: bool = False) -> str:
@@ -213,8 +225,16 @@ SELECT pg_catalog.current_setting('server_version_num')::pg_catalog.int4,
           FROM pg_catalog.pg_trigger t
           JOIN pg_catalog.pg_class c ON c.oid {_EQ} t.tgrelid
           -- how many triggers run each function: one pass over pg_trigger, not one per row
-          LEFT JOIN (SELECT tgfoid, pg_catalog.count(*) AS n FROM pg_catalog.pg_trigger
-                      GROUP BY tgfoid) users
+          -- (on Citus, not the copies on shard placements here: <function>_<shard id>)
+          LEFT JOIN (SELECT u.tgfoid, pg_catalog.count(*) AS n FROM pg_catalog.pg_trigger u
+                      WHERE NOT ({_CITUS_EXISTS} AND pg_catalog.starts_with(u.tgname,
+                                 (SELECT up.proname OPERATOR(pg_catalog.||) '_'
+                                    FROM pg_catalog.pg_proc up WHERE up.oid {_EQ} u.tgfoid))
+                                 AND pg_catalog.ltrim(pg_catalog.substr(u.tgname,
+                                     pg_catalog.length((SELECT up.proname FROM pg_catalog.pg_proc up
+                                                         WHERE up.oid {_EQ} u.tgfoid)) + 2),
+                                     '0123456789') {_EQ} '')
+                      GROUP BY u.tgfoid) users
                  ON users.tgfoid {_EQ} t.tgfoid
           JOIN pg_catalog.pg_namespace n ON n.oid {_EQ} c.relnamespace
           LEFT JOIN pg_catalog.pg_proc p ON p.oid {_EQ} t.tgfoid
@@ -244,7 +264,8 @@ SELECT pg_catalog.current_setting('server_version_num')::pg_catalog.int4,
        pg_catalog.json_build_array(pg_catalog.current_database(),
            (SELECT coalesce(pg_catalog.json_agg(nspname), '[]') FROM pg_catalog.pg_namespace
              WHERE NOT nspname {_LIKE} 'pg\\_%'::pg_catalog.text
-               AND nspname {_NE} 'information_schema'::pg_catalog.name))::pg_catalog.text
+               AND nspname {_NE} 'information_schema'::pg_catalog.name))::pg_catalog.text,
+       {_CITUS_EXISTS}
 """
 
 
@@ -265,7 +286,7 @@ def read_catalog(
                 "pgtrigger needs PostgreSQL 13 or newer (pg_trigger.tgparentid is missing)"
             ) from exc
         raise
-    version, search_path, triggers_json, tables_json, helpers_json, schemas_json = rows[0]
+    version, search_path, triggers_json, tables_json, helpers_json, schemas_json, on_citus = rows[0]
     triggers = tuple(
         InstalledTrigger(
             schema=row[0],
@@ -296,8 +317,27 @@ def read_catalog(
         for row in json.loads(helpers_json or "[]")
     }
     database, schema_names = json.loads(schemas_json)
+    shards = None
+    if on_citus:  # one more query: the shards' copies of the triggers, read from here
+        shards = citus.read_shards(
+            executor.fetch,
+            [(t.schema, t.table, t.pgid, Firing(t.firing).code) for t in triggers],
+        )
+        triggers = tuple(
+            dataclasses.replace(t, shard_drift=shards.drift[key])
+            if (key := (t.schema, t.table, t.pgid)) in shards.drift
+            else t
+            for t in triggers
+        )
     return Catalog(
-        int(version), search_path, triggers, tables, helpers, database, tuple(schema_names)
+        int(version),
+        search_path,
+        triggers,
+        tables,
+        helpers,
+        database,
+        tuple(schema_names),
+        shards,
     )
 
 
@@ -459,6 +499,8 @@ def drift_of(
     (by its owner) or owned by a role that could not have created the trigger itself, and
     v1's shared ``_pgtrigger_should_ignore`` likewise.
     """
+    if installed.shard_drift:
+        return f"on the Citus shards of {installed.quoted_table}: {installed.shard_drift}"
     function = sqltext.qualified(installed.function_schema, installed.function_name or "?")
     table = installed.quoted_table
     firing = firing_drift(compiled.firing, installed.firing)
@@ -595,6 +637,13 @@ def install_steps(catalog: Catalog, found: Sequence[Status], force: bool = False
             )
         if not isinstance(compiled, compiler.Trigger):
             raise InstallationError(f'Cannot install "{row.target.uri}": it was not compiled')
+        if compiled.template_version == "v1" and catalog.citus_kind(row.schema, row.table):
+            raise InstallationError(
+                f'Cannot install trigger "{row.target.uri}" on Citus'
+                f' {catalog.citus_kind(row.schema, row.table)} table "{row.schema}.{row.table}"'
+                " with template v1: its ignore check compares TG_NAME, which shards rename;"
+                ' use template v2 (PGTRIGGER_TEMPLATE = "v2" in Django)'
+            )
         # Names qualified with the schema found; v1's text is frozen unqualified, so its
         # table's schema goes on the search path (alone, with pg_temp) for its step.
         sql = compiled.guarded_sql(version, row.schema, guard=False)
@@ -606,6 +655,22 @@ def install_steps(catalog: Catalog, found: Sequence[Status], force: bool = False
         label = f'trigger "{row.target.uri}" on table "{row.schema}.{row.table}"'
         steps.append(Step(label, sql, compiled.guarded(row.schema)))
     return steps
+
+
+def citus_preflight(catalog: Catalog, rows: Sequence[Status], action: str) -> None:
+    """Refuse, before any SQL, to act on triggers of Citus distributed or reference tables
+    while ``citus.enable_unsafe_triggers`` is off (Citus would refuse each statement)."""
+    if catalog.citus is None or catalog.citus.unsafe_triggers:
+        return
+    for row in rows:
+        kind = catalog.citus_kind(row.schema, row.table)
+        if kind is not None and kind != "local":
+            raise InstallationError(
+                f'Cannot {action} trigger "{row.uri or row.pgid}" on Citus {kind} table'
+                f' "{row.schema}.{row.table}": Citus refuses triggers on distributed and'
+                f" reference tables while {citus.UNSAFE_TRIGGERS} is off; set it on"
+                f" (ALTER SYSTEM SET {citus.UNSAFE_TRIGGERS} = on, on every node)"
+            )
 
 
 def drop_steps(found: Sequence[Status]) -> list[Step]:
@@ -633,19 +698,29 @@ def toggle_steps(found: Sequence[Status], enable: bool) -> list[Step]:
         if row.installed is not None
         and row.target is not None
         and row.status != UNALLOWED
-        and row.installed.enabled != enable  # already so: nothing to send
+        # already so: nothing to send (unless some Citus shard differs)
+        and (row.installed.enabled != enable or row.installed.shard_drift is not None)
     ]
 
 
-def apply(executor: Executor, steps: Sequence[Step], lock_timeout: str | None = None) -> int:
+def apply(
+    executor: Executor,
+    steps: Sequence[Step],
+    lock_timeout: str | None = None,
+    *,
+    on_citus: bool = False,
+) -> int:
     """Run all steps in one batch inside a savepoint; on failure, name the step at fault.
 
     The batch runs with only built-ins on the search path (``compiler.INSTALL_SEARCH_PATH``;
     steps qualify every name), and the caller's path comes back after it. Returns the number
-    of steps run. Must run inside a transaction (the caller's).
+    of steps run. Must run inside a transaction (the caller's). ``on_citus``: one statement
+    per round trip, in sequential mode (see :mod:`pgtrigger.citus`).
     """
     if not steps:
         return 0
+    if on_citus:
+        executor = CitusExecutor(executor)
     prelude, epilogue = compiler.SEARCH_PATH_PRELUDE, compiler.SEARCH_PATH_EPILOGUE
     if lock_timeout is not None:
         # The caller's transaction gets its own lock_timeout back afterwards (a failure's
@@ -674,7 +749,10 @@ def apply(executor: Executor, steps: Sequence[Step], lock_timeout: str | None = 
         culprit = _find_culprit(executor, steps, prelude)
         executor.execute("ROLLBACK TO SAVEPOINT pgtrigger_apply; RELEASE SAVEPOINT pgtrigger_apply")
         what = culprit.label if culprit else f"one of {len(steps)} triggers"
-        raise InstallationError(f"Failed on {what}: {_first_line(exc)}") from exc
+        reason = _first_line(exc)
+        if on_citus and "parallel operation" in reason:
+            reason += f"; {citus.PARALLEL_HINT}"
+        raise InstallationError(f"Failed on {what}: {reason}") from exc
     return len(steps)
 
 
@@ -762,9 +840,12 @@ def install(
         if row.target is not None and not (skip_missing_tables and row.table_missing)
     ]
     steps = install_steps(catalog, wanted, force)
+    citus_preflight(catalog, [r for r in wanted if r.status != INSTALLED or force], "install")
     if prune:
-        steps += drop_steps([row for row in found if row.status == PRUNE])
-    apply(executor, steps, lock_timeout)
+        orphans = [row for row in found if row.status == PRUNE]
+        citus_preflight(catalog, orphans, "prune")
+        steps += drop_steps(orphans)
+    apply(executor, steps, lock_timeout, on_citus=catalog.citus is not None)
     return found
 
 
@@ -781,7 +862,8 @@ def uninstall(
     """Drop the targets' triggers (and their functions); prune orphans too if asked."""
     catalog = read_catalog(executor, _table_names(targets))
     found = statuses(catalog, targets, schemas, prune, declared_pgids, declared_tables)
-    apply(executor, drop_steps(found), lock_timeout)
+    citus_preflight(catalog, [r for r in found if r.installed is not None], "uninstall")
+    apply(executor, drop_steps(found), lock_timeout, on_citus=catalog.citus is not None)
     return found
 
 
@@ -796,7 +878,8 @@ def set_enabled(
     """Enable or disable the targets' installed triggers."""
     catalog = read_catalog(executor, _table_names(targets))
     found = statuses(catalog, targets, schemas, include_prune=False)
-    apply(executor, toggle_steps(found, enabled), lock_timeout)
+    citus_preflight(catalog, found, "enable" if enabled else "disable")
+    apply(executor, toggle_steps(found, enabled), lock_timeout, on_citus=catalog.citus is not None)
     return found
 
 
@@ -814,8 +897,28 @@ def prune(
     catalog = read_catalog(executor, _table_names(targets))
     found = statuses(catalog, targets, schemas, True, declared_pgids, declared_tables)
     orphans = [row for row in found if row.status == PRUNE]
-    apply(executor, drop_steps(orphans), lock_timeout)
+    citus_preflight(catalog, orphans, "prune")
+    apply(executor, drop_steps(orphans), lock_timeout, on_citus=catalog.citus is not None)
     return orphans
+
+
+class CitusExecutor:
+    """Sends what another executor would send in one query, one statement per query, in
+    Citus's sequential mode (see :mod:`pgtrigger.citus`)."""
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+        self._sequential = False
+
+    def fetch(self, sql: str) -> list[tuple[Any, ...]]:
+        return self.executor.fetch(sql)
+
+    def execute(self, sql: str) -> None:
+        if not self._sequential:  # first, before anything runs on the shards
+            self.executor.execute(citus.SEQUENTIAL)
+            self._sequential = True
+        for statement in sqltext.split_statements(sql):
+            self.executor.execute(statement)
 
 
 class DbapiExecutor:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
-from pgtrigger import registry, sqltext
+from pgtrigger import citus, registry, sqltext
 from pgtrigger.clauses import Timing
 from pgtrigger.errors import DefinitionError
 
@@ -91,6 +91,35 @@ def state_parts(state: State, carried: State | None, value: Callable[[str], str]
         parts.append(f"set_config('search_path', {_PATH_BEFORE}, true)")
         parts.append(f"set_config('{_STASH}', '', true)")
     return parts
+
+
+#: Where a Citus transaction keeps the coordinator's path while the workers' is reset.
+_RESTORE = "pgtrigger.search_path_restore"
+
+
+@functools.lru_cache(maxsize=256)
+def citus_statements(state: State, carried: State | None) -> tuple[str, ...]:
+    """What ``state_parts`` does, as Citus needs it: standalone ``SET LOCAL`` statements (one
+    per query string) that the coordinator forwards to the workers, literals only.
+
+    Leaving ``schema()``, the workers get their default path back (what they had: Citus never
+    forwards a session's ``SET``) and the coordinator exactly the path it had before.
+    """
+    statements = [
+        citus.PROPAGATE,
+        f"SET LOCAL pgtrigger.ignore = {sqltext.string(state.ignore_value())}",
+    ]
+    if state.schemas:
+        statements.append(f"SELECT set_config('{_STASH}', {_TOKEN} || {_PATH_BEFORE}, true)")
+        statements.append(f"SET LOCAL search_path = {state.search_path_value()}")
+    elif carried is None or carried.schemas:
+        statements.append(f"SELECT set_config('{_RESTORE}', {_PATH_BEFORE}, true)")
+        statements.append("SET LOCAL search_path TO DEFAULT")
+        statements.append(
+            f"SELECT set_config('search_path', current_setting('{_RESTORE}'), true),"
+            f" set_config('{_STASH}', '', true)"
+        )
+    return tuple(statements)
 
 
 @functools.lru_cache(maxsize=256)

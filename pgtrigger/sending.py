@@ -14,7 +14,8 @@ import re
 import sys
 from typing import Any
 
-from pgtrigger.runtime import DEFAULT, State, apply_sql, state_parts
+from pgtrigger import citus
+from pgtrigger.runtime import DEFAULT, State, apply_sql, citus_statements, state_parts
 
 
 def _placeholders(paramstyle: str, count: int) -> list[str]:
@@ -56,8 +57,13 @@ def send_state(
 
     Settings are transaction-local, never session-level: a transaction-pooling proxy may give
     the server connection to another client as soon as this transaction ends. ``carried`` is
-    what the transaction carries now (None: unknown). Values go as bind parameters.
+    what the transaction carries now (None: unknown). Values go as bind parameters; on Citus
+    as standalone ``SET LOCAL`` statements, which reach the workers (``citus_statements``).
     """
+    if citus.is_citus(dbapi_connection):
+        for statement in citus_statements(state, carried):
+            run_script(dbapi_connection, statement)
+        return
     params: list[str] = []
 
     def value(text: str) -> str:
@@ -136,6 +142,12 @@ def begin_with_state(
         run_dbapi(dbapi_connection, paramstyle, "BEGIN", ())
         send_state(dbapi_connection, paramstyle, state, carried=DEFAULT)
         return
+    if citus.is_citus(dbapi_connection):  # each SET LOCAL in a query string of its own
+        run = run_script if autocommit else _exec_on_libpq
+        run(dbapi_connection, _begin_command(dbapi_connection, autocommit))
+        for statement in citus_statements(state, DEFAULT):
+            run(dbapi_connection, statement)
+        return
     script = f"{_begin_command(dbapi_connection, autocommit)}; {apply_sql(state)}"
     if autocommit:
         run_script(dbapi_connection, script)
@@ -194,7 +206,9 @@ def inline_prefix(dbapi_cursor: Any, statement: Any, params: Any, many: bool) ->
         return False
     if not wrappable_in_autocommit(_text(statement)):
         return False
-    return _is_psycopg2_cursor(dbapi_cursor) or _is_client_cursor(dbapi_cursor)
+    if not (_is_psycopg2_cursor(dbapi_cursor) or _is_client_cursor(dbapi_cursor)):
+        return False
+    return not citus.is_citus(dbapi_cursor.connection)  # Citus: SET LOCAL stands alone
 
 
 def _is_psycopg2_cursor(dbapi_cursor: Any) -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, models, router, transaction
 
-from pgtrigger import engine, registry, runtime
+from pgtrigger import citus, engine, registry, runtime, sqltext
 from pgtrigger.clauses import Timing
 from pgtrigger.compiler import _split_table
 from pgtrigger.django import settings
@@ -26,15 +26,29 @@ class ConnectionExecutor:
 
     def __init__(self, connection: Any) -> None:
         self.connection = connection
+        self._citus: bool | None = None
 
     def fetch(self, sql: str) -> list[tuple[Any, ...]]:
         with self.connection.cursor() as cursor:
             cursor.execute(sql)
             return [tuple(row) for row in cursor.fetchall()]
 
+    def on_citus(self) -> bool:
+        """Migrations send their SQL through here too: on Citus, one statement per query, in
+        sequential mode (see :mod:`pgtrigger.citus`)."""
+        if self._citus is None:
+            self.connection.ensure_connection()
+            self._citus = citus.is_citus(self.connection.connection)
+            if self._citus:
+                with self.connection.cursor() as cursor:
+                    cursor.execute(citus.SEQUENTIAL)
+        return self._citus
+
     def execute(self, sql: str) -> None:
+        statements = sqltext.split_statements(sql) if self.on_citus() else [sql]
         with self.connection.cursor() as cursor:
-            cursor.execute(sql)
+            for statement in statements:
+                cursor.execute(statement)
 
 
 def is_postgres(database: str | None) -> bool:

@@ -27,7 +27,7 @@ from typing import Any
 from django.db import connections
 from django.db.backends.signals import connection_created
 
-from pgtrigger import runtime, sending
+from pgtrigger import citus, runtime, sending
 
 _UNKNOWN = runtime.State(schemas=("\x00unknown",))  # never equal to a real state
 _IDLE, _INTRANS, _INERROR = "IDLE", "INTRANS", "INERROR"
@@ -187,8 +187,13 @@ def install_wrapper(connection: Any, **kwargs: Any) -> None:
     below us would see the SQL we pass on, we inline the state in a query only when no other
     wrapper is active (else a short transaction carries it, leaving their SQL untouched).
     """
-    if connection.vendor == "postgresql" and _wrapper not in connection.execute_wrappers:
+    if connection.vendor != "postgresql":
+        return
+    if _wrapper not in connection.execute_wrappers:
         connection.execute_wrappers.insert(0, _wrapper)
+    if connection.connection is not None:  # asked once per connection (see pgtrigger.citus)
+        with connection.wrap_database_errors:
+            citus.is_citus(connection.connection)
 
 
 def setup() -> None:

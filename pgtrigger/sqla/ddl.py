@@ -42,26 +42,43 @@ def _schema_map(compiler: Any) -> Any:
     return getattr(compiler, "schema_translate_map", None)
 
 
-@compiles(InstallTriggers, "postgresql")
-def _compile_install(element: InstallTriggers, compiler: DDLCompiler, **kw: Any) -> str:
-    version = executor.server_version(compiler.dialect)
-    with declare.translated(_schema_map(compiler)):
-        sql = "\n".join(
+def _install_sql(element: InstallTriggers, dialect: Any, schema_map: Any) -> str:
+    version = executor.server_version(dialect)
+    with declare.translated(schema_map):
+        return "\n".join(
             trigger.compile(element.table).install_sql_for(version, schema=element.schema).strip()
             for trigger in declare.triggers_of(element.table)
         )
+
+
+def _drop_sql(element: DropTriggerFunctions) -> str:
+    statements = []
+    for trigger in declare.triggers_of(element.table):
+        function = trigger.compile(element.table).function
+        if function is not None:
+            statements.append(f"DROP FUNCTION IF EXISTS {function}();")
+    return "\n".join(statements)
+
+
+def _raw_sql(element: ExecutableDDLElement, dialect: Any, schema_map: Any) -> str:
+    """The element's SQL as the server takes it (no driver escaping of ``%``)."""
+    if isinstance(element, InstallTriggers):
+        return _install_sql(element, dialect, schema_map)
+    with declare.translated(schema_map):
+        return _drop_sql(element)  # type: ignore[arg-type]
+
+
+@compiles(InstallTriggers, "postgresql")
+def _compile_install(element: InstallTriggers, compiler: DDLCompiler, **kw: Any) -> str:
+    sql = _install_sql(element, compiler.dialect, _schema_map(compiler))
     return compiler.sql_compiler.post_process_text(sql)  # type: ignore[no-any-return]
 
 
 @compiles(DropTriggerFunctions, "postgresql")
 def _compile_drop(element: DropTriggerFunctions, compiler: DDLCompiler, **kw: Any) -> str:
-    statements = []
     with declare.translated(_schema_map(compiler)):
-        for trigger in declare.triggers_of(element.table):
-            function = trigger.compile(element.table).function
-            if function is not None:
-                statements.append(f"DROP FUNCTION IF EXISTS {function}();")
-    return compiler.sql_compiler.post_process_text("\n".join(statements))  # type: ignore[no-any-return]
+        sql = _drop_sql(element)
+    return compiler.sql_compiler.post_process_text(sql)  # type: ignore[no-any-return]
 
 
 def _connection_schema_map(connection: Any) -> Any:
@@ -69,11 +86,9 @@ def _connection_schema_map(connection: Any) -> Any:
 
 
 def _run(connection: Any, element: ExecutableDDLElement) -> None:
-    if executor.one_statement_driver(connection):
-        compiled = element.compile(
-            dialect=connection.dialect, schema_translate_map=_connection_schema_map(connection)
-        )
-        executor.ConnectionExecutor(connection).execute(str(compiled))
+    if executor.one_statement_driver(connection) or executor.on_citus(connection):
+        sql = _raw_sql(element, connection.dialect, _connection_schema_map(connection))
+        executor.ConnectionExecutor(connection).execute(sql)
     else:
         connection.execute(element)  # compiled with the connection's schema_translate_map
 

@@ -26,7 +26,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import Pool
 
-from pgtrigger import runtime, sending
+from pgtrigger import citus, runtime, sending
 
 LOGGER = logging.getLogger("pgtrigger")
 KEY = "pgtrigger.state"
@@ -148,6 +148,14 @@ def _savepoint_rolled_back(conn: Connection, *args: Any) -> None:
         info[KEY] = (entry[0], None)
 
 
+def _connect(dbapi_connection: Any, record: Any) -> None:
+    """Ask once, as the connection opens, whether it is on Citus: state is then sent as
+    Citus needs it (``runtime.citus_statements``) without a question on the way."""
+    module = type(dbapi_connection).__module__
+    if module.split(".")[0] in ("psycopg", "psycopg2") or ".postgresql." in module:
+        citus.is_citus(dbapi_connection)
+
+
 def _checkin(dbapi_connection: Any, record: Any) -> None:
     # The pool's reset rolls back (or the connection is closed): transaction-local settings
     # are gone with it.
@@ -171,4 +179,5 @@ def install_hooks() -> None:
     event.listen(Engine, "rollback", _forget)
     event.listen(Engine, "rollback_savepoint", _savepoint_rolled_back)
     event.listen(Pool, "checkin", _checkin)
+    event.listen(Pool, "connect", _connect)
     _installed = True

@@ -109,6 +109,13 @@ SCENARIOS = [
         pgtrigger.SoftDelete(name="soft_delete", field="is_active"),
         ("DELETE FROM post WHERE id = 1",),
     ),
+    Scenario(  # the update by TG_RELID (Citus shards): the same rows as by name
+        "soft_delete_shard_local",
+        pgtrigger.SoftDelete(
+            name="soft_delete_local", field="status", value="it's gone", shard_local=True
+        ),
+        ("DELETE FROM post WHERE id IN (1, 2)",),
+    ),
     Scenario(
         "soft_delete_string",
         pgtrigger.SoftDelete(name="soft_delete_str", field="status", value="it's gone"),
@@ -363,6 +370,7 @@ EXPECTED: dict[str, Callable[[dict], None]] = {
     "readonly_exclude": _expect_readonly,
     "soft_delete": _expect_soft_delete,
     "soft_delete_string": _expect_soft_delete_string,
+    "soft_delete_shard_local": _expect_soft_delete_string,
     "fsm": _expect_fsm,
     "version_bump": _expect_version_bump,
     "before_insert": _expect_before_insert,
