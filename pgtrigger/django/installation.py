@@ -128,9 +128,16 @@ def _declared_target(uri: str, model: Any, trigger: Any, database: str | None) -
         table,
         trigger.get_pgid(model),
         compiled.hash if compiled else "",
-        compiled.firing if compiled else "ORIGIN",
+        # compile() may be overridden to give only a hash (as django-pgtrigger allowed):
+        # the firing then comes from the trigger's declaration.
+        getattr(compiled, "firing", None) or _declared_firing(trigger),
     )
     return engine.Target(uri, identity, allowed=allowed)
+
+
+def _declared_firing(trigger: Any) -> str:
+    firing = getattr(trigger, "firing", None)
+    return str(getattr(firing, "name", firing or "ORIGIN"))
 
 
 def _run(database: str | None, work: Any, read_only: bool = False) -> Any:
