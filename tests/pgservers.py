@@ -513,15 +513,49 @@ embedded_postgresql_proc = factories.postgresql_proc(
 # -------------------------------------------------------------------------------------------
 
 
-class DatabaseSupply:
-    """Creates and drops one server's test databases on a worker thread, over one admin
-    connection.
+class _AdminWorker:
+    """A thread with its own autocommit connection to a server's maintenance database."""
 
-    CREATE DATABASE costs 10-20 ms on the tmpfs server but 30-400 ms on the service (disk,
-    fsync on), DROP about as much. The worker copies each database from the fixture's template
-    a step ahead, while the previous test runs, and drops finished ones in the background, so
-    tests rarely wait for either. (pytest-postgresql's ``DatabaseJanitor`` does the same work
-    synchronously, over a new connection per database and four statements per drop.)
+    def __init__(self, server: PgServer, name: str) -> None:
+        self.server = server
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._conn: Connection | None = None  # used on the worker thread only
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        return self.executor.submit(fn, *args)
+
+    def run(self, statement: sql.Composed) -> None:
+        """Run one statement (on the worker thread), reconnecting once if the link was lost."""
+        for attempt in (1, 2):
+            if self._conn is None or self._conn.closed:
+                self._conn = self.server.connect(autocommit=True)
+            try:
+                self._conn.execute(statement)
+                return
+            except psycopg.OperationalError:
+                if attempt == 2 or not self._conn.closed:
+                    raise
+
+    def close(self) -> None:
+        """Finish pending work, then disconnect."""
+        self.executor.submit(self._disconnect)
+        self.executor.shutdown(wait=True)
+
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+
+class DatabaseSupply:
+    """Creates and drops one server's test databases in the background.
+
+    On the service (disk, fsync on, shared with other sessions) CREATE DATABASE costs 30-400
+    ms and DROP DATABASE 50-600 ms; on the tmpfs server about 10 ms each. One thread copies
+    each database from the fixture's template a step ahead, while the previous test runs;
+    another drops finished ones, so a slow drop never holds up the next test's database.
+    (pytest-postgresql's ``DatabaseJanitor`` does this work synchronously, in the test's
+    setup and teardown, over a new connection each time and four statements per drop.)
     """
 
     def __init__(self, server: PgServer, prefix: str, template: str | None) -> None:
@@ -529,22 +563,10 @@ class DatabaseSupply:
         self.prefix = prefix
         self.template = template
         self.drop_errors: list[str] = []
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgtrigger-db")
+        self._maker = _AdminWorker(server, "pgtrigger-create")
+        self._dropper = _AdminWorker(server, "pgtrigger-drop")
         self._ready: deque[Future[DatabaseDSN]] = deque()
         self._drops: list[Future[None]] = []
-        self._admin: Connection | None = None  # used on the worker thread only
-
-    def _run(self, statement: sql.Composed) -> None:
-        """Run one statement on the admin connection, reconnecting once if it was lost."""
-        for attempt in (1, 2):
-            if self._admin is None or self._admin.closed:
-                self._admin = self.server.connect(autocommit=True)
-            try:
-                self._admin.execute(statement)
-                return
-            except psycopg.OperationalError:
-                if attempt == 2 or not self._admin.closed:
-                    raise
 
     def _create(self) -> DatabaseDSN:
         name = self.prefix + secrets.token_hex(4)
@@ -552,45 +574,40 @@ class DatabaseSupply:
         create = sql.SQL("CREATE DATABASE {}").format(ident)
         if self.template:
             create += sql.SQL(" TEMPLATE {}").format(sql.Identifier(self.template))
-        self._run(create)
+        self._maker.run(create)
         # The owner lets a later session drop this database if this process dies.
-        self._run(sql.SQL("COMMENT ON DATABASE {} IS {}").format(ident, _OWNER))
+        self._maker.run(sql.SQL("COMMENT ON DATABASE {} IS {}").format(ident, _OWNER))
         return DatabaseDSN(self.server, name)
 
     def _drop(self, name: str) -> None:
-        self._run(_drop_statement(self.server, name))
+        self._dropper.run(_drop_statement(name))
 
     def take(self) -> DatabaseDSN:
         """A fresh database; starts making the next one."""
         if not self._ready:
-            self._ready.append(self._executor.submit(self._create))
+            self._ready.append(self._maker.submit(self._create))
         future = self._ready.popleft()
-        self._ready.append(self._executor.submit(self._create))
+        self._ready.append(self._maker.submit(self._create))
         return future.result()
 
     def drop(self, name: str) -> None:
         """Drop database ``name`` soon (:meth:`settle` waits for it)."""
         self._drops = [f for f in self._drops if not f.done() or f.exception() is not None]
-        self._drops.append(self._executor.submit(self._drop, name))
+        self._drops.append(self._dropper.submit(self._drop, name))
 
     def settle(self) -> None:
         """Wait until every drop asked for so far has run."""
-        self._executor.submit(lambda: None).result()
+        self._dropper.submit(lambda: None).result()
 
     def close(self) -> None:
         """Drop the databases made ahead and never taken; finish pending work; disconnect."""
         spare = [f.result() for f in self._ready if f.exception() is None]
         self._ready.clear()
+        self._maker.close()
         for db in spare:
             self.drop(db.name)
-        self._executor.submit(self._disconnect)
-        self._executor.shutdown(wait=True)
+        self._dropper.close()
         self.drop_errors += [str(f.exception()) for f in self._drops if f.exception() is not None]
-
-    def _disconnect(self) -> None:
-        admin, self._admin = self._admin, None
-        if admin is not None:
-            admin.close()
 
 
 class ServerPool:
@@ -741,7 +758,7 @@ class ServerPool:
                     (len(self.database_prefix), self.database_prefix, self._templates.get(name)),
                 ).fetchall()
                 for (db,) in rows:
-                    conn.execute(_drop_statement(server, db))
+                    conn.execute(_drop_statement(db))
         except psycopg.Error as exc:
             rows = [(f"<could not check: {exc}>",)]
         if rows:
@@ -788,12 +805,12 @@ def _reap_stale_databases(server: PgServer) -> list[str]:
                 conn.execute(
                     sql.SQL("ALTER DATABASE {} IS_TEMPLATE false").format(sql.Identifier(name))
                 )
-                conn.execute(_drop_statement(server, name))
+                conn.execute(_drop_statement(name))
                 stale.append(name)
     return stale
 
 
-def _drop_statement(server: PgServer, name: str) -> sql.Composed:
+def _drop_statement(name: str) -> sql.Composed:
     """``DROP DATABASE IF EXISTS name WITH (FORCE)`` (:func:`_inspect_server` checked 13+)."""
     return sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
 
