@@ -75,6 +75,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
@@ -115,6 +116,8 @@ SESSION_DIR_PREFIX = "pgtrigger-session-"
 OWNER_TAG = "pgtrigger test database; owner="
 SHM_DIR = Path("/dev/shm")
 CONNECT_TIMEOUT = 10
+#: Threads dropping finished databases (per server): concurrent drops share checkpoints.
+DROP_THREADS = 3
 EMBEDDED_PG_CTL = Path(__file__).with_name("embedded_pg_ctl")
 #: The embedded server's settings: a throwaway server (durability buys nothing and costs time
 #: per CREATE DATABASE) that publishes to the service (logical decoding; TCP on 127.0.0.1).
@@ -513,47 +516,50 @@ embedded_postgresql_proc = factories.postgresql_proc(
 # -------------------------------------------------------------------------------------------
 
 
-class _AdminWorker:
-    """A thread with its own autocommit connection to a server's maintenance database."""
+class _AdminWorkers:
+    """Threads, each with its own autocommit connection to a server's maintenance database."""
 
-    def __init__(self, server: PgServer, name: str) -> None:
+    def __init__(self, server: PgServer, name: str, threads: int = 1) -> None:
         self.server = server
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-        self._conn: Connection | None = None  # used on the worker thread only
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+        self._local = threading.local()
+        self._conns: list[Connection] = []
+        self._lock = threading.Lock()
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         return self.executor.submit(fn, *args)
 
     def run(self, statement: sql.Composed) -> None:
-        """Run one statement (on the worker thread), reconnecting once if the link was lost."""
+        """Run one statement (on a worker thread), reconnecting once if the link was lost."""
         for attempt in (1, 2):
-            if self._conn is None or self._conn.closed:
-                self._conn = self.server.connect(autocommit=True)
+            conn: Connection | None = getattr(self._local, "conn", None)
+            if conn is None or conn.closed:
+                conn = self._local.conn = self.server.connect(autocommit=True)
+                with self._lock:
+                    self._conns.append(conn)
             try:
-                self._conn.execute(statement)
+                conn.execute(statement)
                 return
             except psycopg.OperationalError:
-                if attempt == 2 or not self._conn.closed:
+                if attempt == 2 or not conn.closed:
                     raise
 
     def close(self) -> None:
         """Finish pending work, then disconnect."""
-        self.executor.submit(self._disconnect)
         self.executor.shutdown(wait=True)
-
-    def _disconnect(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
+        for conn in self._conns:
             conn.close()
+        self._conns.clear()
 
 
 class DatabaseSupply:
     """Creates and drops one server's test databases in the background.
 
     On the service (disk, fsync on, shared with other sessions) CREATE DATABASE costs 30-400
-    ms and DROP DATABASE 50-600 ms; on the tmpfs server about 10 ms each. One thread copies
-    each database from the fixture's template a step ahead, while the previous test runs;
-    another drops finished ones, so a slow drop never holds up the next test's database.
+    ms and DROP DATABASE 50-600 ms (each DROP waits for a checkpoint); on the tmpfs server
+    about 10 ms each. One thread copies each database from the fixture's template a step
+    ahead, while the previous test runs. Other threads drop finished ones, so a slow drop
+    never holds up the next test's database; several at once share one checkpoint.
     (pytest-postgresql's ``DatabaseJanitor`` does this work synchronously, in the test's
     setup and teardown, over a new connection each time and four statements per drop.)
     """
@@ -563,8 +569,8 @@ class DatabaseSupply:
         self.prefix = prefix
         self.template = template
         self.drop_errors: list[str] = []
-        self._maker = _AdminWorker(server, "pgtrigger-create")
-        self._dropper = _AdminWorker(server, "pgtrigger-drop")
+        self._maker = _AdminWorkers(server, "pgtrigger-create")
+        self._dropper = _AdminWorkers(server, "pgtrigger-drop", threads=DROP_THREADS)
         self._ready: deque[Future[DatabaseDSN]] = deque()
         self._drops: list[Future[None]] = []
 
@@ -597,7 +603,9 @@ class DatabaseSupply:
 
     def settle(self) -> None:
         """Wait until every drop asked for so far has run."""
-        self._dropper.submit(lambda: None).result()
+        for drop in list(self._drops):
+            with contextlib.suppress(Exception):
+                drop.result()
 
     def close(self) -> None:
         """Drop the databases made ahead and never taken; finish pending work; disconnect."""
