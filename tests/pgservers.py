@@ -54,9 +54,9 @@ service subscribing to a publication on the embedded server.
 
 Databases are named ``pgtrigger_test_<session token>_<random hex>``. A worker thread per
 server makes each one a step ahead and drops it ``WITH (FORCE)`` after its test, in the
-background (``pool_of(config).settle()`` waits for pending drops). When a server's
-``pg_server`` is torn down, any database left over from this session fails the run (and is
-dropped). Leftovers of test processes that died (killed, timed out) are cleaned when the next
+background (``pool_of(config).settle()`` waits for pending drops). Any database left over
+from this session fails the run (and is dropped): checked on the embedded server before its
+fixture stops it, on the service at the session end. Leftovers of test processes that died (killed, timed out) are cleaned when the next
 session starts: their embedded server is stopped and its directory deleted, their databases
 (tagged with the owner's host and pid) are dropped.
 
@@ -773,8 +773,8 @@ class ServerPool:
             self.leaked.setdefault(name, []).extend(r[0] for r in rows)
 
     def finish(self) -> None:
-        """Session end: release what is still held (normally nothing: ``pg_server``'s teardown
-        releases each server before its fixture stops it)."""
+        """Session end: release what is still held (the service; the embedded server was
+        released by its ``pg_server`` teardown, before its fixture stopped it)."""
         for name in list(self.servers):
             self.release(name)
 
@@ -978,7 +978,10 @@ def pg_server(request: pytest.FixtureRequest) -> Iterator[PgServer]:
     pool = pool_of(request.config)
     server = pool.get(request.param, request)
     yield server
-    pool.release(request.param)
+    if request.param == EMBEDDED:
+        # Its fixture stops it next. The service stays up: its drops go on in the background
+        # while the embedded server's tests run, and its leak check waits for the session end.
+        pool.release(request.param)
 
 
 @pytest.fixture
