@@ -935,10 +935,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(_describe(pool, name))
     unavailable = [n for n in pool.settings.selected if n in pool.errors]
     if unavailable and pool.available:
-        ran_on = [n for n in pool.available if n not in pool.errors]
+        ran_on = ", ".join(n for n in pool.started if n not in pool.errors) or "no server"
         terminalreporter.write_sep(
             "!",
-            f"WARNING: tests ran on {', '.join(ran_on) or 'no server'} ONLY; "
+            f"WARNING: tests ran on {ran_on} ONLY; "
             f"{', '.join(LABELS[n] for n in unavailable)} unavailable (see above)",
             red=True,
             bold=True,
