@@ -3,11 +3,12 @@
 A batch that re-creates its table (``recreate="always"``; on PostgreSQL "auto" never does)
 builds a new table, copies the rows, drops the old table and renames the new one: the old
 table's triggers go with it, silently. So right before such a batch the definitions of the
-table's ``pgtrigger_`` triggers (``pg_get_triggerdef``, hash comment, disabled or not) are
-saved in a session setting, and right after it they are re-created on the new table. Both
-steps are SQL that runs in the database, so ``alembic upgrade --sql`` scripts do the same. A
-trigger that cannot come back (it reads a column the batch dropped) fails the migration with
-a message naming the table and the trigger. Functions survive the drop and are reused.
+table's ``pgtrigger_`` triggers (``pg_get_triggerdef``, hash comment, ``tgenabled``: disabled
+or how it fires) are saved in a session setting, and right after it they are re-created on
+the new table. Both steps are SQL that runs in the database, so ``alembic upgrade --sql``
+scripts do the same. A trigger that cannot come back (it reads a column the batch dropped)
+fails the migration with a message naming the table and the trigger. Functions survive the
+drop and are reused.
 
 Alembic has no public hook around a batch: ``install()`` wraps the private
 ``alembic.operations.batch.BatchOperationsImpl.flush`` (the same in Alembic 1.13 to 1.20;
@@ -45,7 +46,7 @@ BEGIN
     PERFORM set_config({sqltext.string(SETTING)}, coalesce((
         SELECT json_agg(json_build_array(
                    t.tgname, pg_get_triggerdef(t.oid), obj_description(t.oid, 'pg_trigger'),
-                   t.tgenabled = 'D') ORDER BY t.tgname)::text
+                   t.tgenabled::text) ORDER BY t.tgname)::text
           FROM pg_trigger t
          WHERE t.tgrelid = rel AND t.tgname LIKE 'pgtrigger\\_%'
            AND NOT t.tgisinternal AND t.tgparentid = 0), '[]'), false);
@@ -76,8 +77,10 @@ BEGIN
         IF item->>2 IS NOT NULL THEN
             EXECUTE format('COMMENT ON TRIGGER %I ON %s IS %L', item->>0, rel, item->>2);
         END IF;
-        IF (item->>3)::boolean THEN
-            EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', rel, item->>0);
+        IF item->>3 <> 'O' THEN  -- disabled, or firing under replication (REPLICA, ALWAYS)
+            EXECUTE format('ALTER TABLE %s %s TRIGGER %I', rel, CASE item->>3
+                WHEN 'R' THEN 'ENABLE REPLICA' WHEN 'A' THEN 'ENABLE ALWAYS' ELSE 'DISABLE' END,
+                item->>0);
         END IF;
     END LOOP;
     PERFORM set_config({sqltext.string(SETTING)}, '', false);

@@ -73,6 +73,62 @@ Deferred = Timing("DEFERRED")
 """Deferrable triggers that fire at the end of the transaction."""
 
 
+class Firing(_Primitive):
+    """When the trigger fires under logical replication (``pg_trigger.tgenabled``).
+
+    A session's ``session_replication_role`` is ``origin`` for ordinary writes and
+    ``replica`` in a logical replication apply worker (the subscriber applying changes).
+    """
+
+    values = ("ORIGIN", "REPLICA", "ALWAYS", "DISABLED")
+    #: ``pg_trigger.tgenabled`` for each value.
+    codes: ClassVar[dict[str, str]] = {
+        "ORIGIN": "O",
+        "REPLICA": "R",
+        "ALWAYS": "A",
+        "DISABLED": "D",
+    }
+    #: What ``ALTER TABLE ... <keywords> TRIGGER`` says for each value.
+    keywords: ClassVar[dict[str, str]] = {
+        "ORIGIN": "ENABLE",
+        "REPLICA": "ENABLE REPLICA",
+        "ALWAYS": "ENABLE ALWAYS",
+        "DISABLED": "DISABLE",
+    }
+
+    @property
+    def code(self) -> str:
+        """The ``pg_trigger.tgenabled`` character."""
+        return self.codes[self.name]
+
+    @property
+    def keyword(self) -> str:
+        """``ENABLE``, ``ENABLE REPLICA``, ``ENABLE ALWAYS`` or ``DISABLE``."""
+        return self.keywords[self.name]
+
+    @classmethod
+    def from_code(cls, code: str) -> Firing:
+        """The firing a ``tgenabled`` character stands for."""
+        for name, known in cls.codes.items():
+            if known == code:
+                return cls(name)
+        raise DefinitionError(f"Unknown pg_trigger.tgenabled value {code!r}")
+
+
+Origin = Firing("ORIGIN")
+"""Fires for ordinary writes, not when a logical replication subscriber applies changes (the
+default, PostgreSQL's ``ENABLE TRIGGER``)."""
+
+Replica = Firing("REPLICA")
+"""Fires only when a logical replication subscriber applies changes (``ENABLE REPLICA``)."""
+
+Always = Firing("ALWAYS")
+"""Fires for ordinary writes and replicated ones alike (``ENABLE ALWAYS``)."""
+
+Disabled = Firing("DISABLED")
+"""Installed but switched off (``DISABLE TRIGGER``) until ``pgtrigger enable``."""
+
+
 class Operation(_Primitive):
     """One event (INSERT, UPDATE, DELETE, TRUNCATE); combine with ``|``."""
 

@@ -18,6 +18,7 @@ from enum import Enum
 from typing import Any
 
 from pgtrigger import sqltext
+from pgtrigger.clauses import Firing
 
 #: PostgreSQL 14 added ``CREATE OR REPLACE TRIGGER``.
 OR_REPLACE_TRIGGER_SINCE = 140000
@@ -421,7 +422,15 @@ class UpsertTriggerSqlV2(collections.UserString):
         hash: str | None = None,
         ignorable_by: str | None = None,
         search_path: str | None = None,
+        firing: str | None = None,
     ) -> None:
+        if firing is not None and firing not in Firing.values:
+            raise ValueError(
+                f"Trigger {pgid}: unknown firing {firing!r}; expected one of"
+                f" {', '.join(Firing.values)}"
+            )
+        # The default fires as CREATE TRIGGER leaves it: no statement, the hash unchanged.
+        firing = None if firing == "ORIGIN" else firing
         # New arguments only appear when set: migrations written before them replay as is.
         self.kwargs = {
             key: str(val)
@@ -442,6 +451,7 @@ class UpsertTriggerSqlV2(collections.UserString):
                 "execute": execute,
                 "ignorable_by": ignorable_by,
                 "search_path": search_path,
+                "firing": firing,
             }.items()
             if val not in (None, "")
         }
@@ -460,6 +470,7 @@ class UpsertTriggerSqlV2(collections.UserString):
         self.constraint = bool(constraint)
         self.ignorable_by = ignorable_by
         self.search_path = search_path
+        self.firing = firing or "ORIGIN"
         self._execute = execute
         self._declare = declare
         self._func = func
@@ -581,6 +592,10 @@ class UpsertTriggerSqlV2(collections.UserString):
                 f"DROP TRIGGER IF EXISTS {self.quoted_pgid} ON {table};\n"
                 f"CREATE {constraint}TRIGGER {self.quoted_pgid}\n    {head};\n"
             )
+        if self.firing != "ORIGIN":
+            # CREATE (OR REPLACE) TRIGGER leaves a trigger firing on origin: say otherwise.
+            keyword = Firing(self.firing).keyword
+            create += f"ALTER TABLE {table} {keyword} TRIGGER {self.quoted_pgid};\n"
         comment = (
             f"COMMENT ON TRIGGER {self.quoted_pgid} ON {table}"
             f" IS {sqltext.string(self.comment(hash))};\n"
@@ -635,6 +650,12 @@ class UpsertTriggerSqlV2(collections.UserString):
 
 
 UpsertSql = UpsertTriggerSql | UpsertTriggerSqlV2
+
+
+def enabled_keyword(firing: str) -> str:
+    """What ``pgtrigger enable`` switches a trigger declared with ``firing`` to: its own
+    firing, or plain ``ENABLE`` for a trigger declared ``DISABLED``."""
+    return "ENABLE" if firing == "DISABLED" else Firing(firing).keyword
 
 
 class Trigger:
@@ -750,8 +771,15 @@ class Trigger:
         return self.sql.uninstall_sql()
 
     @property
+    def firing(self) -> str:
+        """``ORIGIN``, ``REPLICA``, ``ALWAYS`` or ``DISABLED``: how the install leaves it."""
+        return getattr(self.sql, "firing", "ORIGIN")
+
+    @property
     def enable_sql(self) -> str:
-        return f"ALTER TABLE {self.sql.quoted_table} ENABLE TRIGGER {self.sql.quoted_pgid};"
+        """Switch the trigger on, firing as declared (``ORIGIN`` for one declared disabled)."""
+        keyword = enabled_keyword(self.firing)
+        return f"ALTER TABLE {self.sql.quoted_table} {keyword} TRIGGER {self.sql.quoted_pgid};"
 
     @property
     def disable_sql(self) -> str:

@@ -21,6 +21,7 @@ from pgtrigger.clauses import (
     After,
     Before,
     Delete,
+    Firing,
     Insert,
     Operation,
     Referencing,
@@ -332,6 +333,7 @@ class FSM(Trigger):
         ignorable: bool | None = None,
         ignorable_by: str | None = None,
         search_path: list[str] | tuple[str, ...] | None = None,
+        firing: Firing | str | None = None,
     ) -> None:
         self.field = field or self.field
         self.transitions = transitions or self.transitions
@@ -371,6 +373,7 @@ class FSM(Trigger):
             ignorable=ignorable,
             ignorable_by=ignorable_by,
             search_path=search_path,
+            firing=firing,
         )
 
     def _django_expressible(self) -> bool:
@@ -495,6 +498,7 @@ class SoftDelete(Trigger):
         ignorable: bool | None = None,
         ignorable_by: str | None = None,
         search_path: list[str] | tuple[str, ...] | None = None,
+        firing: Firing | str | None = None,
     ) -> None:
         self.field = field or self.field
         self.value = value if value is not _unset else self.value
@@ -512,6 +516,7 @@ class SoftDelete(Trigger):
             ignorable=ignorable,
             ignorable_by=ignorable_by,
             search_path=search_path,
+            firing=firing,
         )
 
     def _django_value(self) -> str | None:
@@ -585,6 +590,7 @@ class UpdateSearchVector(Trigger):
         config_name: str | None = None,
         ignorable: bool | None = None,
         ignorable_by: str | None = None,
+        firing: Firing | str | None = None,
     ) -> None:
         self.vector_field = vector_field or self.vector_field
         self.document_fields = document_fields or self.document_fields
@@ -607,6 +613,7 @@ class UpdateSearchVector(Trigger):
             operation=Insert | UpdateOf(*self.document_fields),
             ignorable=ignorable,
             ignorable_by=ignorable_by,
+            firing=firing,
         )
 
     def ignore(self, model: Any) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pgtrigger import compiler, sqltext
+from pgtrigger.clauses import Firing
 from pgtrigger.errors import InstallationError
 
 INSTALLED = "INSTALLED"
@@ -65,6 +66,8 @@ class InstalledTrigger:
     function_owner_ok: bool = True
     #: Digest of the function's body as it is now (``compiler.body_digest``).
     function_digest: str | None = None
+    #: How it fires now (``pg_trigger.tgenabled``): ORIGIN, REPLICA, ALWAYS or DISABLED.
+    firing: str = "ORIGIN"
 
     @property
     def body_hash(self) -> str | None:
@@ -101,9 +104,10 @@ class InstalledTrigger:
                 f"COMMENT ON TRIGGER {sqltext.ident(self.pgid)} ON {self.quoted_table}"
                 f" IS {sqltext.string(comment)};"
             )
-        if not self.enabled:
+        if self.firing != "ORIGIN":  # CREATE TRIGGER leaves it firing on origin
             parts.append(
-                f"ALTER TABLE {self.quoted_table} DISABLE TRIGGER {sqltext.ident(self.pgid)};"
+                f"ALTER TABLE {self.quoted_table} {Firing(self.firing).keyword} TRIGGER"
+                f" {sqltext.ident(self.pgid)};"
             )
         return "\n".join(parts)
 
@@ -201,7 +205,7 @@ SELECT pg_catalog.current_setting('server_version_num')::pg_catalog.int4,
                    t.tgconstraint {_NE} 0::pg_catalog.oid,
                    pg_catalog.pg_get_userbyid(p.proowner),
                    pg_catalog.has_table_privilege(p.proowner, c.oid, 'TRIGGER'),
-                   {digest.format("p.prosrc")}{defs}
+                   {digest.format("p.prosrc")}, t.tgenabled::pg_catalog.text{defs}
                )), '[]')::pg_catalog.text
           FROM pg_catalog.pg_trigger t
           JOIN pg_catalog.pg_class c ON c.oid {_EQ} t.tgrelid
@@ -270,8 +274,9 @@ def read_catalog(
             function_owner=row[10],
             function_owner_ok=row[11] is not False,
             function_digest=row[12],
-            trigger_def=row[13] if definitions else None,
-            function_def=row[14] if definitions else None,
+            firing=Firing.from_code(row[13]).name,
+            trigger_def=row[14] if definitions else None,
+            function_def=row[15] if definitions else None,
         )
         for row in json.loads(triggers_json)
     )
@@ -297,6 +302,8 @@ class Declared:
     table_name: str
     pgid: str
     hash: str
+    #: How the install leaves it firing (``compiler.Trigger.firing``).
+    firing: str = "ORIGIN"
 
 
 @dataclass(frozen=True)
@@ -325,8 +332,25 @@ class Status:
     #: ``schema`` is then the schema named in code, or None.
     table_missing: bool = False
     #: Why a trigger whose fingerprint matches is OUTDATED all the same: its function's body
-    #: or owner (or v1's shared helper's) is not what the install left.
+    #: or owner (or v1's shared helper's) is not what the install left, or it fires otherwise.
     drift: str | None = None
+    #: How the installed trigger fires now: ORIGIN, REPLICA, ALWAYS or DISABLED (None: not
+    #: installed). ``enabled`` is False exactly when this is DISABLED.
+    firing: str | None = None
+
+    @property
+    def declared_firing(self) -> str | None:
+        """How the declaration says it fires (None: an orphan)."""
+        return None if self.target is None else self.target.compiled.firing
+
+    @property
+    def switched(self) -> bool:
+        """Switched on or off against its declaration (``enable``/``disable``, on purpose):
+        ``check`` reports it; ``ls`` still says INSTALLED."""
+        declared = self.declared_firing
+        if self.enabled is None or declared is None:
+            return False
+        return self.enabled != (declared != "DISABLED")
 
 
 def _placements(
@@ -399,6 +423,7 @@ def statuses(
                     table_missing=schema is None
                     or (installed is None and (schema, compiled.table_name) not in catalog.tables),
                     drift=drift,
+                    firing=None if installed is None or enabled is None else installed.firing,
                 )
             )
     if include_prune:
@@ -423,6 +448,9 @@ def drift_of(
     """
     function = sqltext.qualified(installed.function_schema, installed.function_name or "?")
     table = installed.quoted_table
+    firing = firing_drift(compiled.firing, installed.firing)
+    if firing is not None:
+        return firing
     if not installed.function_owner_ok:
         return (
             f'function {function}() is owned by role "{installed.function_owner}",'
@@ -452,6 +480,19 @@ def drift_of(
         if helper.digest != compiler.body_digest(sql.helper_body):
             return f"the body of v1's ignore function {name} differs from what was installed"
     return None
+
+
+def firing_drift(declared: str, found: str) -> str | None:
+    """How an installed trigger fires otherwise than declared, or None.
+
+    ``pgtrigger disable`` switches any trigger off, and ``enable`` switches one declared
+    ``DISABLED`` on (firing on origin): on purpose, so no drift (``Status.switched`` says so,
+    and ``check`` reports it). Any other difference is drift: ``install`` puts it right.
+    """
+    if found == declared or found == "DISABLED" or (declared, found) == ("DISABLED", "ORIGIN"):
+        return None
+    keyword = Firing(found).keyword
+    return f"it is set to {keyword} TRIGGER, but declared firing={declared}"
 
 
 def prunable(
@@ -484,7 +525,17 @@ def prunable(
             in_scope = trig.visible or trig.schema in (named_schemas or ())
         if in_scope and (trig.schema, trig.table, trig.pgid) not in claimed:
             orphans.append(
-                Status(None, trig.schema, trig.table, trig.pgid, PRUNE, trig.enabled, None, trig)
+                Status(
+                    None,
+                    trig.schema,
+                    trig.table,
+                    trig.pgid,
+                    PRUNE,
+                    trig.enabled,
+                    None,
+                    trig,
+                    firing=trig.firing,
+                )
             )
     return orphans
 
@@ -555,11 +606,14 @@ def drop_steps(found: Sequence[Status]) -> list[Step]:
 
 
 def toggle_steps(found: Sequence[Status], enable: bool) -> list[Step]:
-    verb = "ENABLE" if enable else "DISABLE"
+    """``enable`` switches a trigger on as declared (``ENABLE REPLICA``/``ALWAYS`` for those
+    firings), ``disable`` switches it off."""
     return [
         Step(
             f'trigger "{row.uri}" on table "{row.schema}.{row.table}"',
-            f"ALTER TABLE {row.installed.quoted_table} {verb} TRIGGER {sqltext.ident(row.pgid)};",
+            f"ALTER TABLE {row.installed.quoted_table}"
+            f" {compiler.enabled_keyword(row.target.compiled.firing) if enable else 'DISABLE'}"
+            f" TRIGGER {sqltext.ident(row.pgid)};",
         )
         for row in found
         if row.installed is not None

@@ -18,9 +18,11 @@ from typing import Any
 from pgtrigger import compiler, registry, sqltext
 from pgtrigger.clauses import (
     After,
+    Firing,
     InsteadOf,
     Level,
     Operation,
+    Origin,
     Referencing,
     Row,
     Statement,
@@ -110,6 +112,9 @@ class Trigger:
     #: Schemas the trigger function runs with (``SET search_path`` on it), e.g.
     #: ``["pg_catalog", "app"]``; None: the caller's (what ``pgtrigger.schema()`` sets).
     search_path: list[str] | tuple[str, ...] | None = None
+    #: When it fires under logical replication: ``pgtrigger.Origin`` (ordinary writes only),
+    #: ``Replica`` (only a subscriber applying changes), ``Always``, or ``Disabled``.
+    firing: Firing = Origin
 
     def __init__(
         self,
@@ -126,6 +131,7 @@ class Trigger:
         ignorable: bool | None = None,
         ignorable_by: str | None = None,
         search_path: list[str] | tuple[str, ...] | None = None,
+        firing: Firing | str | None = None,
     ) -> None:
         self.ignorable = self.ignorable if ignorable is None else ignorable
         self.ignorable_by = ignorable_by or self.ignorable_by
@@ -157,6 +163,10 @@ class Trigger:
             if timing is None or isinstance(timing, Timing)
             else coerce_clause(timing, Timing, "timing", label)
         )
+        firing = firing or self.firing
+        self.firing = (
+            firing if isinstance(firing, Firing) else coerce_clause(firing, Firing, "firing", label)
+        )
         self.validate()
 
     # -- validation ---------------------------------------------------------------------------
@@ -178,6 +188,11 @@ class Trigger:
             raise self._error(f'Invalid "operation" attribute: {self.operation}')
         if self.timing is not None and not isinstance(self.timing, Timing):
             raise self._error(f'Invalid "timing" attribute: {self.timing}')
+        if not isinstance(self.firing, Firing):
+            raise self._error(
+                f'Invalid "firing" attribute: {self.firing!r}; use pgtrigger.Origin,'
+                " pgtrigger.Replica, pgtrigger.Always or pgtrigger.Disabled"
+            )
         if self.condition is not None and not isinstance(self.condition, Condition):
             hint = (
                 "; wrap a SQLAlchemy expression in pgtrigger.sqla.when(...)"
@@ -219,6 +234,11 @@ class Trigger:
                 raise self._error('INSTEAD OF triggers cannot have a "condition" attribute')
             if any(isinstance(op, UpdateOf) for op in self.operation):
                 raise self._error("INSTEAD OF triggers cannot use UpdateOf (column lists)")
+            if self.firing != Origin:
+                raise self._error(
+                    f'INSTEAD OF triggers (on views) cannot have "firing" {self.firing}:'
+                    " PostgreSQL cannot enable or disable triggers on views"
+                )
         if self.referencing:
             if self.when != After:
                 raise self._error(
@@ -389,6 +409,11 @@ class Trigger:
         self.operation.render(table)  # UpdateOf fields must exist
         if table.kind == "view" and self.when != InsteadOf and self.level == Row:
             raise CompileError("row-level triggers on a view must be INSTEAD OF triggers")
+        if table.kind == "view" and self.firing != Origin:
+            raise CompileError(
+                f'"firing" {self.firing} is not possible on a view: PostgreSQL cannot enable'
+                " or disable triggers on views"
+            )
 
     def _check_condition(self, condition_sql: str) -> None:
         if not condition_sql:
@@ -408,7 +433,12 @@ class Trigger:
     # -- security options -----------------------------------------------------------------------
     def needs_v2(self) -> bool:
         """Options only template v2 can express: a trigger that sets them compiles with v2."""
-        return not self.ignorable or self.ignorable_by is not None or self.search_path is not None
+        return (
+            not self.ignorable
+            or self.ignorable_by is not None
+            or self.search_path is not None
+            or self.firing != Origin
+        )
 
     def check_ignorable(self, model: Any) -> None:
         """Called by ``pgtrigger.ignore()`` for each trigger it names."""
@@ -491,6 +521,7 @@ class Trigger:
             level=self.level,
             condition=condition,
             execute=self.v2_execute(model),
+            firing=None if self.firing == Origin else self.firing.name,
             **self.v2_options(model),
         )
 

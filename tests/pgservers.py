@@ -689,9 +689,11 @@ class ServerPool:
         self.probe()
         if name in self.servers:
             return self.servers[name]
-        if name not in self.majors or request is None:
+        if name not in self.majors:
             reason = self.errors.get(name, "not selected (PGTRIGGER_TEST_SERVERS)")
             raise ServerUnavailable(f"{LABELS.get(name, name)}: {reason}")
+        if request is None:  # not ServerUnavailable: a caller must not skip over this
+            raise TypeError(f"{name} starts through its fixture: pool.get({name!r}, request)")
         started = time.monotonic()
         try:
             server = self._bring_up(name, request)

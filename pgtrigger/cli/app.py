@@ -190,14 +190,20 @@ def _rows(statuses: Sequence[engine.Status]) -> list[dict[str, Any]]:
             "pgid": row.pgid,
             "status": row.status,
             "enabled": row.enabled,
+            "firing": row.firing,
             "table_missing": row.table_missing,
         }
         for row in statuses
     ]
 
 
-def _enabled_text(enabled: bool | None) -> str:
-    return "" if enabled is None else ("ENABLED" if enabled else "DISABLED")
+def _enabled_text(row: engine.Status) -> str:
+    """ENABLED (fires on origin), REPLICA, ALWAYS or DISABLED; empty when not installed."""
+    if row.enabled is None:
+        return ""
+    if not row.enabled:
+        return "DISABLED"
+    return row.firing if row.firing in ("REPLICA", "ALWAYS") else "ENABLED"
 
 
 def show(ctx: Context, statuses: Sequence[engine.Status], notes: bool = True) -> None:
@@ -207,7 +213,7 @@ def show(ctx: Context, statuses: Sequence[engine.Status], notes: bool = True) ->
     rows = [
         [
             row.status,
-            _enabled_text(row.enabled),
+            _enabled_text(row),
             row.uri or f"{row.table}:{row.pgid}",
             row.schema or "",
             row.pgid,
@@ -336,7 +342,7 @@ def _check(ctx: Context, found: list[engine.Status]) -> int:
     drift = [
         r
         for r in found
-        if r.status != engine.UNALLOWED and (r.status != engine.INSTALLED or r.enabled is False)
+        if r.status != engine.UNALLOWED and (r.status != engine.INSTALLED or r.switched)
     ]
     nothing = None if found else _nothing_found(ctx)
     ok = not drift and not nothing

@@ -108,8 +108,13 @@ def declared(*uris: str, database: str | None = None) -> list[engine.Target]:
 def _declared_target(uri: str, model: Any, trigger: Any, database: str | None) -> engine.Target:
     schema, table = _split_table(model._meta.db_table)
     allowed = trigger.allow_migrate(model, database=database)
+    compiled = trigger.compile(model) if allowed else None
     identity = engine.Declared(
-        schema, table, trigger.get_pgid(model), trigger.compile(model).hash if allowed else ""
+        schema,
+        table,
+        trigger.get_pgid(model),
+        compiled.hash if compiled else "",
+        compiled.firing if compiled else "ORIGIN",
     )
     return engine.Target(uri, identity, allowed=allowed)
 

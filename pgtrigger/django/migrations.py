@@ -338,7 +338,7 @@ class SchemaEditorMixin:
     @contextlib.contextmanager
     def _triggers_lifted(self, model: Any, column: str) -> Iterator[None]:
         """Drop the triggers that depend on ``column`` (``pg_depend``, one query) and put
-        each back exactly as it was afterwards: definition, function, comment, disabled."""
+        each back exactly as it was afterwards: definition, function, comment, firing."""
         from pgtrigger.django.installation import ConnectionExecutor
 
         executor = ConnectionExecutor(self.connection)

@@ -52,6 +52,7 @@ def test_lifecycle_with_target_option(project: Path, cli_db: DatabaseDSN) -> Non
             "pgid": pgid(uri),
             "status": "UNINSTALLED",
             "enabled": None,
+            "firing": None,
             "table_missing": False,
         }
         for uri in URIS
@@ -96,6 +97,7 @@ def test_lifecycle_with_target_option(project: Path, cli_db: DatabaseDSN) -> Non
                 "pgid": pgid(frozen),
                 "status": "INSTALLED",
                 "enabled": False,
+                "firing": "DISABLED",
                 "table_missing": False,
             }
         ],
@@ -136,6 +138,7 @@ def test_prune_install_no_prune_and_force(project: Path, cli_db: DatabaseDSN) ->
         "pgid": ORPHAN,
         "status": "PRUNE",
         "enabled": True,
+        "firing": "ORIGIN",
         "table_missing": False,
     }
     assert table_rows(ok(project, "ls", *base).stdout)[-1] == [
@@ -163,6 +166,7 @@ def test_prune_install_no_prune_and_force(project: Path, cli_db: DatabaseDSN) ->
                 "pgid": ORPHAN,
                 "status": "PRUNE",
                 "enabled": True,
+                "firing": "ORIGIN",
                 "table_missing": False,
             }
         ],

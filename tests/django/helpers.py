@@ -20,7 +20,7 @@ T = TypeVar("T")
 #: padded to align), as django-pgtrigger prints it.
 LS_LINE = re.compile(
     r"^(?P<status>INSTALLED|OUTDATED|UNINSTALLED|PRUNE|UNALLOWED) +"
-    r"(?P<enabled>ENABLED|DISABLED|N/A) +(?P<uri>\S+)$"
+    r"(?P<enabled>ENABLED|REPLICA|ALWAYS|DISABLED|N/A) +(?P<uri>\S+)$"
 )
 COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 

@@ -153,8 +153,7 @@ class Command(BaseCommand):
         drift = [
             row
             for row in rows
-            if row.status != engine.UNALLOWED
-            and (row.status != engine.INSTALLED or row.enabled is False)
+            if row.status != engine.UNALLOWED and (row.status != engine.INSTALLED or row.switched)
         ]
         if drift:
             self._print_statuses(drift)
@@ -166,6 +165,8 @@ class Command(BaseCommand):
         for row in rows:
             shown = None if row.status in (engine.UNINSTALLED, engine.UNALLOWED) else row.enabled
             text, colour = ENABLED_TEXT[shown]
+            if shown and row.firing in ("REPLICA", "ALWAYS"):
+                text = row.firing  # enabled, firing under replication as declared
             formatted.append(
                 (
                     _paint(row.status, STATUS_COLOURS[row.status]),
