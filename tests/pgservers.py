@@ -92,13 +92,6 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 from pytest_postgresql import factories
 
-try:  # pytest-postgresql 8+
-    from pytest_postgresql.executors import PostgreSQLExecutor
-except ImportError:  # pytest-postgresql 7
-    from pytest_postgresql.executor import (  # type: ignore[no-redef,import-not-found,unused-ignore]
-        PostgreSQLExecutor,
-    )
-
 SERVICE = "service"
 EMBEDDED = "embedded"
 ALL_SERVERS: tuple[str, ...] = (SERVICE, EMBEDDED)
@@ -437,52 +430,9 @@ class SessionDir:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _open_to_server_user(path: Path) -> None:
+def open_to_server_user(path: Path) -> None:
     """Let the embedded server's user pass through ``path`` (pytest makes it ``0700``)."""
     path.chmod(path.stat().st_mode | 0o011)
-
-
-class EmbeddedServer:
-    """A private embedded PostgreSQL that a test may stop and start again (the shared one
-    comes from ``embedded_postgresql_proc``): pytest-postgresql's ``PostgreSQLExecutor`` on the
-    wheel's binaries, in a fresh directory under the session's temporary directory."""
-
-    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
-        _open_to_server_user(tmp_path_factory.getbasetemp())
-        self.directory = tmp_path_factory.mktemp("pgtrigger-private-pg")
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.executor = PostgreSQLExecutor(
-            executable=str(EMBEDDED_PG_CTL),
-            host="127.0.0.1",
-            port=self.port,
-            datadir=str(self.directory / "data"),
-            unixsocketdir=str(self.directory),
-            logfile=str(self.directory / "postgresql.log"),
-            startparams="-w",
-            dbname="postgres",
-            postgres_options=EMBEDDED_OPTIONS,
-        )
-        self.dsn = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    def start(self) -> str:
-        """Start the server (``initdb`` the first time); return its maintenance DSN."""
-        self.executor.start()
-        return self.dsn
-
-    def restart(self) -> float:
-        """Stop (fast mode: sessions are cut) and start on the same data directory; seconds."""
-        started = time.perf_counter()
-        self.executor.stop()
-        self.executor.start()
-        return time.perf_counter() - started
-
-    def stop(self) -> None:
-        """Stop the server and delete its directory (idempotent)."""
-        with contextlib.suppress(Exception):
-            self.executor.stop()
-        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 # -------------------------------------------------------------------------------------------
@@ -715,7 +665,7 @@ class ServerPool:
     def _bring_up(self, name: str, request: pytest.FixtureRequest) -> PgServer:
         """Get the server's pytest-postgresql fixture; tag its template with our owner."""
         if name == EMBEDDED:
-            _open_to_server_user(request.getfixturevalue("tmp_path_factory").getbasetemp())
+            open_to_server_user(request.getfixturevalue("tmp_path_factory").getbasetemp())
         executor = request.getfixturevalue(FIXTURES[name])
         if name == SERVICE:
             dsn = self.settings.service_dsn
