@@ -52,13 +52,14 @@ Fixtures (this module is a pytest plugin, loaded by ``tests/conftest.py``):
 TCP that another server's backend can use (``CREATE SUBSCRIPTION ... CONNECTION``), e.g. the
 service subscribing to a publication on the embedded server.
 
-Databases are named ``pgtrigger_test_<session token>_<random hex>``. A worker thread per
-server makes each one a step ahead and drops it ``WITH (FORCE)`` after its test, in the
-background (``pool_of(config).settle()`` waits for pending drops). Any database left over
-from this session fails the run (and is dropped): checked on the embedded server before its
-fixture stops it, on the service at the session end. Leftovers of test processes that died (killed, timed out) are cleaned when the next
-session starts: their embedded server is stopped and its directory deleted, their databases
-(tagged with the owner's host and pid) are dropped.
+Databases are named ``pgtrigger_test_<session token>_<random hex>``, copied from the
+fixture's template. Per server, a worker thread makes each one a step ahead and others drop
+it ``WITH (FORCE)`` after its test, in the background (``pool_of(config).settle()`` waits for
+pending drops). A database of this session left over fails the run (and is dropped): checked
+on the embedded server before its fixture stops it, on the service at the session end.
+What test processes that died (killed, timed out) left is cleaned when the next session
+starts: their embedded server is stopped and its directory deleted, their databases (tagged
+with the owner's host and pid) are dropped.
 
 Marker: ``@pytest.mark.pg_min_version(14)`` skips a test on servers older than PostgreSQL 14.
 """
