@@ -7,8 +7,7 @@ import os
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -244,48 +243,6 @@ def test_tcp_dsn(pg_server: PgServer, database: DatabaseDSN) -> None:
     socket_only = PgServer(EMBEDDED, "", "18", 180000, (("host", "/tmp"),))
     with pytest.raises(ServerUnavailable, match="not reachable over TCP"):
         socket_only.tcp_dsn("db")
-
-
-@pytest.fixture
-def both_servers(request: pytest.FixtureRequest) -> Iterator[tuple[DatabaseDSN, DatabaseDSN]]:
-    """A fresh database on the service and one on the embedded server."""
-    pool = pool_of(request.config)
-    try:
-        service, embedded = (pool.get(name, request) for name in (SERVICE, EMBEDDED))
-    except ServerUnavailable as exc:
-        pytest.skip(str(exc))
-    databases = (pool.create_database(service), pool.create_database(embedded))
-    yield databases
-    for db in databases:
-        pool.drop_database(db)
-
-
-def test_service_subscribes_to_the_embedded_server(
-    both_servers: tuple[DatabaseDSN, DatabaseDSN],
-) -> None:
-    """What logical replication tests need: the service's backend reaches the embedded server
-    through ``tcp_dsn`` and receives what it publishes."""
-    subscriber, publisher = both_servers
-    table = "CREATE TABLE item (id int PRIMARY KEY)"
-    with publisher.connect(autocommit=True) as pub:
-        pub.execute(table)
-        pub.execute("CREATE PUBLICATION harness_pub FOR TABLE item")
-        pub.execute("INSERT INTO item VALUES (1)")
-    conninfo = publisher.server.tcp_dsn(publisher.name)
-    with subscriber.connect(autocommit=True) as sub:
-        sub.execute(table)
-        sub.execute(
-            sql.SQL("CREATE SUBSCRIPTION harness_sub CONNECTION {} PUBLICATION harness_pub").format(
-                sql.Literal(conninfo)
-            )
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while sub.execute("SELECT count(*) FROM item").fetchone() != (1,):
-                assert time.monotonic() < deadline, "the row never arrived"
-                time.sleep(0.1)
-        finally:
-            sub.execute("DROP SUBSCRIPTION harness_sub")  # and its slot on the publisher
 
 
 # ------------------------------------------------------- availability, leaks, dead sessions
