@@ -92,7 +92,7 @@ CATEGORIES = ("work", "driver", "setup")
 _TX = re.compile(
     r"^\s*(BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|SAVEPOINT\s+\S+"
     r"|RELEASE(\s+SAVEPOINT)?\s+\S+|ROLLBACK\s+TO(\s+SAVEPOINT)?\s+\S+)"
-    r"(\s+(WORK|TRANSACTION))?\s*;?\s*$",
+    r"(\s+(WORK|TRANSACTION))?(\s+ISOLATION\s+LEVEL\s+[A-Z]+(\s+[A-Z]+)?)?\s*;?\s*$",
     re.IGNORECASE,
 )
 #: What SQLAlchemy's psycopg dialect and Django's backend send on a new connection.

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pgtrigger import compiler, sqltext
+from pgtrigger import compiler, schema_patterns, sqltext
 from pgtrigger.clauses import Firing
 from pgtrigger.errors import InstallationError
 
@@ -145,6 +145,9 @@ class Catalog:
     tables: dict[tuple[str, str], bool] = field(default_factory=dict)
     #: v1's ignore helpers, by schema.
     helpers: dict[str, IgnoreHelper] = field(default_factory=dict)
+    #: The database's name and its schemas (system schemas left out): what patterns match.
+    database: str = ""
+    schema_names: tuple[str, ...] = ()
 
     def find(self, schema: str, table: str, pgid: str) -> InstalledTrigger | None:
         return self._index().get((schema, table, pgid))
@@ -236,7 +239,12 @@ SELECT pg_catalog.current_setting('server_version_num')::pg_catalog.int4,
                '[]')::pg_catalog.text
           FROM pg_catalog.pg_proc h JOIN pg_catalog.pg_namespace hn ON hn.oid {_EQ} h.pronamespace
          WHERE h.proname {_EQ} '_pgtrigger_should_ignore'::pg_catalog.name
-           AND h.pronargs {_EQ} 1::pg_catalog.int2)
+           AND h.pronargs {_EQ} 1::pg_catalog.int2),
+       -- the database and its schemas, for schema patterns ("tenant_*")
+       pg_catalog.json_build_array(pg_catalog.current_database(),
+           (SELECT coalesce(pg_catalog.json_agg(nspname), '[]') FROM pg_catalog.pg_namespace
+             WHERE NOT nspname {_LIKE} 'pg\\_%'::pg_catalog.text
+               AND nspname {_NE} 'information_schema'::pg_catalog.name))::pg_catalog.text
 """
 
 
@@ -257,7 +265,7 @@ def read_catalog(
                 "pgtrigger needs PostgreSQL 13 or newer (pg_trigger.tgparentid is missing)"
             ) from exc
         raise
-    version, search_path, triggers_json, tables_json, helpers_json = rows[0]
+    version, search_path, triggers_json, tables_json, helpers_json, schemas_json = rows[0]
     triggers = tuple(
         InstalledTrigger(
             schema=row[0],
@@ -287,7 +295,10 @@ def read_catalog(
         )
         for row in json.loads(helpers_json or "[]")
     }
-    return Catalog(int(version), search_path, triggers, tables, helpers)
+    database, schema_names = json.loads(schemas_json)
+    return Catalog(
+        int(version), search_path, triggers, tables, helpers, database, tuple(schema_names)
+    )
 
 
 @dataclass(frozen=True)
@@ -384,6 +395,8 @@ def statuses(
     (default: the targets' tables): a database shared with other code keeps that code's
     triggers on its own tables.
     """
+    # Patterns ("tenant_*") become the schemas they match here: one catalog, any number.
+    schemas = schema_patterns.expand(schemas, catalog.schema_names, catalog.database)
     result: list[Status] = []
     claimed: set[tuple[str, str, str]] = set()
     for target in targets:
@@ -512,6 +525,7 @@ def prunable(
     if declared_tables is not None:
         qualified = set(declared_tables)
     orphans = []
+    wanted = set(schemas or ())
     for trig in catalog.triggers:
         if declared_pgids and trig.pgid in declared_pgids:
             continue
@@ -520,7 +534,7 @@ def prunable(
         ):
             continue  # another codebase's table: not ours to prune
         if schemas:
-            in_scope = trig.schema in schemas
+            in_scope = trig.schema in wanted
         else:
             in_scope = trig.visible or trig.schema in (named_schemas or ())
         if in_scope and (trig.schema, trig.table, trig.pgid) not in claimed:

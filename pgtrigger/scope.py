@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from pgtrigger import engine
 from pgtrigger.errors import UnknownSchemaError
+from pgtrigger.schema_patterns import SchemaPattern
 
 _SCHEMAS_SQL = (
     "SELECT current_database(),"
@@ -31,7 +32,9 @@ def require_schemas(
 ) -> None:
     """Raise :class:`UnknownSchemaError` naming each schema asked for that none of the
     databases has (one query per database; none without schemas). A tenant schema may live in
-    one database of several: it must exist somewhere, not everywhere."""
+    one database of several: it must exist somewhere, not everywhere. Patterns are left to
+    the engine, which matches them against the schemas its catalog query returns."""
+    schemas = [s for s in schemas or () if not isinstance(s, SchemaPattern)]
     if not schemas:
         return
     several_databases = isinstance(executors, Sequence)

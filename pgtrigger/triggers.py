@@ -201,8 +201,7 @@ class Trigger:
             )
             raise self._error(
                 f'Invalid "condition" attribute: {self.condition!r}; use pgtrigger.Q,'
-                " pgtrigger.Condition or a change condition such as pgtrigger.AnyChange()"
-                + hint
+                " pgtrigger.Condition or a change condition such as pgtrigger.AnyChange()" + hint
             )
         if self.condition is not None:
             self.condition.check(self)

@@ -14,16 +14,16 @@ import traceback
 from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO
 
-from pgtrigger import engine, scope
-from pgtrigger.cli import output
+from pgtrigger import engine, schema_patterns, scope
+from pgtrigger.cli import fleet, output
 from pgtrigger.cli.targets import UsageError, load_target, metadata_of, pyproject_settings
 from pgtrigger.errors import PgTriggerError, UnknownTriggerError
 from pgtrigger.version import __version__
 
 DESCRIPTION = "list, install, check and manage the PostgreSQL triggers your code declares"
 NO_DATABASE = (
-    "no database: pass --url URL, set DATABASE_URL, or set url in the [tool.pgtrigger] table"
-    " of pyproject.toml"
+    "no database: pass --url URL, set DATABASE_URL, or set url (or urls) in the"
+    " [tool.pgtrigger] table of pyproject.toml"
 )
 #: What a shell reports for a process that wrote to a closed pipe (128 + SIGPIPE).
 BROKEN_PIPE_EXIT = 141
@@ -60,15 +60,43 @@ def _lock_timeout(value: str) -> str:
     return value.strip()
 
 
+def _schema(value: str) -> str:
+    try:
+        return schema_patterns.parse(value)
+    except PgTriggerError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _jobs(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"--jobs must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
 def _parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument(
         "--target", help="pkg.module:attr naming a MetaData, declarative Base or list of tables"
     )
     common.add_argument(
-        "--url", help="database URL (default: $DATABASE_URL, then [tool.pgtrigger] url)"
+        "--url",
+        action="append",
+        help="database URL; repeat it to act on a fleet of databases"
+        " (default: $DATABASE_URL, then [tool.pgtrigger] url or urls)",
     )
-    common.add_argument("-s", "--schema", action="append", help="schema to act on (repeatable)")
+    common.add_argument(
+        "-j",
+        "--jobs",
+        type=_jobs,
+        help=f"databases worked on at once, one connection each (default {fleet.DEFAULT_JOBS})",
+    )
+    common.add_argument(
+        "-s",
+        "--schema",
+        action="append",
+        type=_schema,
+        help="schema to act on (repeatable); * and ? make a pattern: 'tenant_*'",
+    )
     common.add_argument("-d", "--database", help="Django database alias")
     common.add_argument(
         "--django", action="store_true", help="act on the Django project's triggers"
@@ -132,9 +160,33 @@ class Context:
 
     @property
     def schemas(self) -> list[str] | None:
-        return self.args.schema or self.settings.get("schemas") or None
+        if self.args.schema:
+            return list(self.args.schema)
+        configured = self.settings.get("schemas")
+        if not configured:
+            return None
+        try:
+            return [schema_patterns.parse(str(schema)) for schema in configured]
+        except PgTriggerError as exc:
+            raise UsageError(f"[tool.pgtrigger] schemas: {exc}") from None
 
-    def project(self) -> Any:
+    def urls(self) -> list[str]:
+        """The databases to act on: --url (repeatable), $DATABASE_URL, then pyproject's
+        ``url`` or ``urls`` (not both). Empty: none given."""
+        if self.args.url:
+            return list(dict.fromkeys(self.args.url))
+        if os.environ.get("DATABASE_URL"):
+            return [os.environ["DATABASE_URL"]]
+        one, many = self.settings.get("url"), self.settings.get("urls")
+        if one and many:
+            raise UsageError("[tool.pgtrigger] sets both url and urls: keep one")
+        if many is not None and (
+            not isinstance(many, list) or not all(isinstance(u, str) and u for u in many)
+        ):
+            raise UsageError("[tool.pgtrigger] urls must be a list of database URLs")
+        return list(dict.fromkeys(many)) if many else ([one] if one else [])
+
+    def project(self, url: str | None = None) -> Any:
         """The SQLAlchemy tables (--target / pyproject) or the Django project (--django)."""
         from pgtrigger.cli.projects import DjangoProject, SqlaProject
 
@@ -150,13 +202,21 @@ class Context:
         import pgtrigger.sqla  # noqa: F401  (tables' triggers register on import)
 
         metadata = metadata_of(load_target(spec, self.settings.get("_root")))
+        if url is not None:
+            return SqlaProject(metadata, lambda: create_engine(url))
         return SqlaProject(metadata, self.engine)
 
     def engine(self) -> Any:
-        url = self.args.url or os.environ.get("DATABASE_URL") or self.settings.get("url")
-        if not url:
+        urls = self.urls()
+        if not urls:
             raise UsageError(NO_DATABASE)
-        return create_engine(url)
+        return create_engine(urls[0])
+
+    def for_database(self, stdout: TextIO, stderr: TextIO) -> Context:
+        """This command, writing to other streams (one database of a fleet)."""
+        copy = Context.__new__(Context)
+        copy.__dict__.update(self.__dict__, stdout=stdout, stderr=stderr)
+        return copy
 
 
 def create_engine(url: str) -> Any:
@@ -256,34 +316,77 @@ def run(ctx: Context) -> int:
         return run_demo(args.url, ctx.stdout)
     project = ctx.project()
     uris = tuple(getattr(args, "uris", ()) or ())
+    if command != "sql":
+        urls = ctx.urls()
+        if len(urls) > 1:
+            if not hasattr(project, "metadata"):
+                project.close()
+                raise UsageError(
+                    "--url names SQLAlchemy targets' databases; a Django project's"
+                    " databases are its settings' DATABASES (pick one with --database)"
+                )
+            return _run_fleet(ctx, project, urls, uris)
     try:
         if command == "sql":
             return _print_sql(ctx, project, uris)
-        schemas = ctx.schemas
-        scopes = project.scopes
-        found: list[engine.Status] = []
-        # A schema filter naming no schema of the database(s) is an error, never silence.
-        project.require_schemas(schemas)
-        with output.Progress(len(scopes), command, ctx.stderr) as progress:
-            for where in scopes:
-                progress.step(where or "")
-                if command in ("ls", "check"):
-                    found += project.ls(uris, schemas, where)
-                    continue
-                options: dict[str, Any] = {}
-                if command == "install":
-                    options = {
-                        "force": args.force,
-                        "prune": False if args.no_prune else None,
-                        "lock_timeout": args.lock_timeout,
-                    }
-                elif command == "uninstall":
-                    options = {"lock_timeout": args.lock_timeout}
-                # One transaction per database for every schema asked for: all or nothing.
-                found += project.run(command, uris, schemas, where, **options)
-        return _finish(ctx, command, found)
+        return _run_database(ctx, project, uris)[0]
     finally:
         project.close()
+
+
+def _run_fleet(ctx: Context, project: Any, urls: list[str], uris: tuple[str, ...]) -> int:
+    """The command on each database of ``urls``, ``--jobs`` at a time."""
+    project.targets(uris)  # a bad URI is one error up front, not one per database
+
+    def run_one(url: str, stdout: TextIO, stderr: TextIO) -> tuple[int, list[engine.Status]]:
+        one = ctx.project(url)
+        try:
+            return _run_database(ctx.for_database(stdout, stderr), one, uris)
+        finally:
+            one.close()
+
+    return fleet.run(
+        urls,
+        run_one,
+        _failure_code_and_message,
+        jobs=ctx.args.jobs or fleet.DEFAULT_JOBS,
+        command=ctx.args.command,
+        changed=lambda found: len(_changed(ctx, found)),
+        json_output=ctx.args.format == "json",
+        stdout=ctx.stdout,
+        stderr=ctx.stderr,
+    )
+
+
+def _run_database(
+    ctx: Context, project: Any, uris: tuple[str, ...]
+) -> tuple[int, list[engine.Status]]:
+    """The command on one database (or a Django project's): exit code and statuses read."""
+    args = ctx.args
+    command = args.command
+    schemas = ctx.schemas
+    scopes = project.scopes
+    found: list[engine.Status] = []
+    # A schema filter naming no schema of the database(s) is an error, never silence.
+    project.require_schemas(schemas)
+    with output.Progress(len(scopes), command, ctx.stderr) as progress:
+        for where in scopes:
+            progress.step(where or "")
+            if command in ("ls", "check"):
+                found += project.ls(uris, schemas, where)
+                continue
+            options: dict[str, Any] = {}
+            if command == "install":
+                options = {
+                    "force": args.force,
+                    "prune": False if args.no_prune else None,
+                    "lock_timeout": args.lock_timeout,
+                }
+            elif command == "uninstall":
+                options = {"lock_timeout": args.lock_timeout}
+            # One transaction per database for every schema asked for: all or nothing.
+            found += project.run(command, uris, schemas, where, **options)
+    return _finish(ctx, command, found), found
 
 
 def _print_sql(ctx: Context, project: Any, uris: Sequence[str]) -> int:
@@ -306,11 +409,7 @@ def _finish(ctx: Context, command: str, found: list[engine.Status]) -> int:
     if command == "check":
         return _check(ctx, found)
     if command == "install":
-        installed = [
-            r
-            for r in found
-            if r.target is not None and (r.status != engine.INSTALLED or args.force)
-        ]
+        installed = _installed(found, args.force)
         pruned = [r for r in found if r.status == engine.PRUNE]
         if ctx.args.format == "json":
             output.dump_json(
@@ -323,18 +422,41 @@ def _finish(ctx: Context, command: str, found: list[engine.Status]) -> int:
         else:
             _report_pruned(ctx, pruned)
     elif command == "uninstall":
-        _report(ctx, "uninstalled", found, lambda r: r.installed is not None)
+        _report(ctx, "uninstalled", found, _uninstalled)
     elif command in ("enable", "disable"):
-        wanted = command == "enable"
-        _report(
-            ctx,
-            f"{command}d",
-            found,
-            lambda r: r.installed is not None and r.target is not None and r.enabled is not wanted,
-        )
+        _report(ctx, f"{command}d", found, _toggled(command == "enable"))
     elif command == "prune":
         _report(ctx, "pruned", found, lambda r: True)
     return 0
+
+
+def _installed(found: Sequence[engine.Status], force: bool) -> list[engine.Status]:
+    return [r for r in found if r.target is not None and (r.status != engine.INSTALLED or force)]
+
+
+def _uninstalled(row: engine.Status) -> bool:
+    return row.installed is not None
+
+
+def _toggled(wanted: bool) -> Any:
+    def changed(row: engine.Status) -> bool:
+        return row.installed is not None and row.target is not None and row.enabled is not wanted
+
+    return changed
+
+
+def _changed(ctx: Context, found: Sequence[engine.Status]) -> list[engine.Status]:
+    """The rows a command changed (none for ls and check): what a fleet's summary counts."""
+    command = ctx.args.command
+    if command == "install":
+        return _installed(found, ctx.args.force) + [r for r in found if r.status == engine.PRUNE]
+    if command == "uninstall":
+        return [r for r in found if _uninstalled(r)]
+    if command in ("enable", "disable"):
+        return [r for r in found if _toggled(command == "enable")(r)]
+    if command == "prune":
+        return list(found)
+    return []
 
 
 def _check(ctx: Context, found: list[engine.Status]) -> int:
@@ -424,6 +546,13 @@ def main(
         if args.verbose:
             traceback.print_exc(file=stderr)
         return 1
+
+
+def _failure_code_and_message(exc: BaseException) -> tuple[int, str]:
+    """How ``main`` would report ``exc``: exit code and one line (one database of a fleet)."""
+    if isinstance(exc, (UsageError, UnknownTriggerError)):
+        return 2, str(exc)
+    return 1, _describe_failure(exc)
 
 
 def _silence(stream: TextIO) -> None:

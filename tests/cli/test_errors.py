@@ -41,8 +41,8 @@ CASES: dict[str, tuple[tuple[str, ...], int, str]] = {
     "no-database": (
         ("ls", "--target", "models:Base"),
         2,
-        "pgtrigger: error: no database: pass --url URL, set DATABASE_URL, or set url in the"
-        " [tool.pgtrigger] table of pyproject.toml",
+        "pgtrigger: error: no database: pass --url URL, set DATABASE_URL, or set url (or urls)"
+        " in the [tool.pgtrigger] table of pyproject.toml",
     ),
     "unknown-uri": (
         ("sql", "--target", "models:Base", "cli_item:frozen_nam"),
