@@ -5,4 +5,5 @@ Every database test runs on two real PostgreSQL servers; the fixtures (``pg_serv
 check and stop the servers live in :mod:`tests.pgservers`, registered here as a plugin.
 """
 
-pytest_plugins = ["tests.pgservers"]
+# pytester: tests/test_harness.py runs small sessions of its own against the harness.
+pytest_plugins = ["tests.pgservers", "pytester"]

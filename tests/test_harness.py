@@ -3,25 +3,38 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 import pytest
 import sqlalchemy as sa
+from psycopg import sql
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.pgservers import (
     ALL_SERVERS,
     DATABASE_PREFIX,
     EMBEDDED,
+    FIXTURES,
+    OWNER_TAG,
     SERVICE,
     Connection,
     DatabaseDSN,
     PgServer,
+    ServerUnavailable,
     Settings,
+    _reap_stale_databases,
+    _reap_stale_session_dirs,
     _url,
     pool_of,
 )
+
+REPO = Path(__file__).resolve().parent.parent
 
 # ---------------------------------------------------------------------- no database needed
 
@@ -171,3 +184,177 @@ def test_django_settings(database: DatabaseDSN) -> None:
 @pytest.mark.pg_min_version(99)
 def test_pg_min_version_marker_skips(pg_server: PgServer) -> None:
     pytest.fail("PostgreSQL 99 does not exist yet")
+
+
+# ------------------------------------------------------------- the pytest-postgresql fixtures
+
+
+def test_servers_come_from_their_pytest_postgresql_fixtures(
+    pg_server: PgServer, request: pytest.FixtureRequest
+) -> None:
+    executor = request.getfixturevalue(FIXTURES[pg_server.name])
+    with pg_server.connect() as conn:
+        row = conn.execute(
+            "SELECT current_setting('port')::int, datistemplate,"
+            " shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
+            (executor.template_dbname,),
+        ).fetchone()
+    assert row is not None, "the fixture's template database is missing"
+    port, is_template, comment = row
+    assert int(executor.port) == port
+    assert is_template
+    assert comment.startswith(OWNER_TAG)  # a later session drops it if this one dies
+    expected = {SERVICE: "NoopExecutor", EMBEDDED: "PostgreSQLExecutor"}[pg_server.name]
+    assert type(executor).__module__.startswith("pytest_postgresql.")
+    assert type(executor).__name__ == expected
+
+
+def test_embedded_server_runs_on_the_session_directory(
+    pg_server: PgServer, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    if pg_server.name != EMBEDDED:
+        pytest.skip("the embedded server only")
+    executor = request.getfixturevalue(FIXTURES[EMBEDDED])
+    session_dir = pool_of(request.config).session_dir
+    if session_dir is None:
+        pytest.skip("--basetemp was given: the cluster is where it says")
+    assert tmp_path_factory.getbasetemp() == session_dir.basetemp.resolve()
+    assert Path(executor.datadir).is_relative_to(session_dir.root)
+    assert (session_dir.root / "owner.pid").read_text() == str(os.getpid())
+
+
+def test_embedded_server_settings(pg_server: PgServer) -> None:
+    """Throwaway (no durability), a logical publisher, reachable on 127.0.0.1."""
+    if pg_server.name != EMBEDDED:
+        pytest.skip("the embedded server only")
+    names = ["fsync", "synchronous_commit", "full_page_writes", "wal_level", "listen_addresses"]
+    with pg_server.connect() as conn:
+        values = [conn.execute(f"SHOW {name}").fetchone() for name in names]
+    assert values == [("off",), ("off",), ("off",), ("logical",), ("127.0.0.1",)]
+
+
+def test_tcp_dsn(pg_server: PgServer, database: DatabaseDSN) -> None:
+    dsn = pg_server.tcp_dsn(database.name)
+    params = dict(part.split("=", 1) for part in dsn.split())
+    assert params["host"] == "127.0.0.1"
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT current_database()").fetchone() == (database.name,)
+        assert conn.info.host == "127.0.0.1"
+    socket_only = PgServer(EMBEDDED, "", "18", 180000, (("host", "/tmp"),))
+    with pytest.raises(ServerUnavailable, match="not reachable over TCP"):
+        socket_only.tcp_dsn("db")
+
+
+# ------------------------------------------------------- availability, leaks, dead sessions
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_reaps_databases_of_dead_sessions(
+    pg_server: PgServer, request: pytest.FixtureRequest
+) -> None:
+    name = f"{DATABASE_PREFIX}dead_{os.getpid()}"
+    ident = sql.Identifier(name)
+    with pg_server.connect(autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} IS_TEMPLATE = true").format(ident))
+        owner = f"{OWNER_TAG}{socket.gethostname()}:{_dead_pid()}"
+        conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(ident, sql.Literal(owner)))
+    assert name in _reap_stale_databases(pg_server)
+    with pg_server.connect() as conn:
+        row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    assert row is None
+
+
+def test_reaps_session_directories_of_dead_sessions(tmp_path: Path) -> None:
+    dead, alive = tmp_path / "pgtrigger-session-dead", tmp_path / "pgtrigger-session-alive"
+    stranger = tmp_path / "pgtrigger-session-stranger"  # no owner.pid: not ours to judge
+    for directory in (dead, alive, stranger):
+        (directory / "tmp").mkdir(parents=True)
+    (dead / "owner.pid").write_text(str(_dead_pid()))
+    (alive / "owner.pid").write_text(str(os.getpid()))
+    _reap_stale_session_dirs(tmp_path)
+    assert not dead.exists()
+    assert alive.exists() and stranger.exists()
+
+
+@pytest.fixture
+def session(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[[dict[str, str], str], pytest.RunResult]:
+    """``session(env, test_source)`` runs a small pytest session with the harness, in a
+    process of its own (its own token, servers and databases)."""
+
+    def run(env: dict[str, str], test: str) -> pytest.RunResult:
+        pytester.makeconftest('pytest_plugins = ["tests.pgservers"]')
+        pytester.makepyfile(test)
+        for name in (
+            "CI",
+            "PGTRIGGER_REQUIRE_BOTH",
+            "PGTRIGGER_TEST_SERVERS",
+            "PGTRIGGER_TEST_DSN",
+        ):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("PYTHONPATH", str(REPO))
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        # pytester's own --basetemp is inside this test's tmp_path, private to us; the
+        # embedded server's user must reach its own, so the session gets one it can.
+        basetemp = tmp_path_factory.mktemp("inner-session")
+        basetemp.chmod(0o711)
+        return pytester.runpytest_subprocess(
+            "-p", "no:django", "-p", "no:cacheprovider", f"--basetemp={basetemp / 'tmp'}"
+        )
+
+    return run
+
+
+Session = Callable[[dict[str, str], str], pytest.RunResult]
+UNREACHABLE = "postgresql://postgres@127.0.0.1:1/postgres"
+DB_TEST = """
+def test_db(database):
+    pass
+"""
+
+
+def test_no_server_started_without_database_tests(session: Session) -> None:
+    result = session({"PGTRIGGER_TEST_DSN": UNREACHABLE}, "def test_x():\n    pass\n")
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("*pg-service*")  # not even checked
+    result.stdout.no_fnmatch_line("*pg-embedded*")
+
+
+def test_ci_stops_the_session_before_any_test(session: Session) -> None:
+    env = {"CI": "true", "PGTRIGGER_TEST_DSN": UNREACHABLE, "PGTRIGGER_TEST_SERVERS": "service"}
+    result = session(env, "def test_x():\n    pass\n" + DB_TEST)
+    assert result.ret == pytest.ExitCode.INTERNAL_ERROR
+    result.stdout.fnmatch_lines(["*pg-service unavailable: *", "*is required (CI=true)*"])
+    assert "test_x" not in result.stdout.str() and " passed" not in result.stdout.str()
+
+
+def test_unavailable_server_is_deselected_loudly(session: Session) -> None:
+    result = session({"PGTRIGGER_TEST_DSN": UNREACHABLE}, DB_TEST)
+    result.assert_outcomes(passed=1, deselected=1)
+    result.stdout.fnmatch_lines(["*WARNING: tests ran on embedded ONLY; pg-service unavailable*"])
+
+
+def test_leftover_database_fails_the_run(session: Session) -> None:
+    leak = """
+from tests.pgservers import pool_of
+from psycopg import sql
+
+def test_leak(pg_server, request):
+    name = pool_of(request.config).database_prefix + "leaked"
+    with pg_server.connect(autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+"""
+    result = session({"PGTRIGGER_TEST_SERVERS": "service"}, leak)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        ["*LEAKED 1 test database(s) on pg-service (dropped now): *_leaked*"]
+    )

