@@ -2,8 +2,9 @@
 
 ``AlembicProject`` runs ``alembic init``, points ``alembic.ini`` at a test database and edits
 ``migrations/env.py`` as the user guide says (``target_metadata`` from ``models.py``, the
-``pgtrigger`` autogenerate plugin). Every ``alembic`` command then runs in a *subprocess*
-(``python -m alembic -c alembic.ini ...`` with the project as working directory): trigger URIs
+``pgtrigger`` autogenerate plugin). Every ``alembic`` command then runs in a *process of its own*
+(``alembic -c alembic.ini ...`` with the project as working directory; see
+:mod:`tests.alembic.runner`): trigger URIs
 are registered once per process, and models.py changes between commands, exactly as when a
 user edits a model and runs ``alembic revision --autogenerate`` again.
 
@@ -21,7 +22,6 @@ import ast
 import os
 import shutil
 import subprocess
-import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +31,8 @@ import alembic
 import psycopg
 from alembic import command
 from alembic.config import Config
+
+from tests.alembic.runner import run_alembic
 
 #: Every models.py starts with this (a declarative Base; pgtrigger imported).
 MODELS_PRELUDE = """\
@@ -139,39 +141,21 @@ class AlembicProject:
 
     # -- commands ---------------------------------------------------------------------------
     def alembic(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run ``alembic <args>`` in a subprocess, as a user would; fail loudly on errors."""
+        """Run ``alembic <args>`` in a process of its own, as a user would; fail loudly on errors."""
         return self.alembic_many([*args], check=check)[0]
 
     def alembic_many(
         self, *commands: list[str], check: bool = True
     ) -> list[subprocess.CompletedProcess[str]]:
         """Run independent ``alembic`` commands side by side (e.g. several ``--sql`` runs)."""
-        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-        running = [
-            (
-                args,
-                subprocess.Popen(
-                    [sys.executable, "-m", "alembic", "-c", str(self.ini), *args],
-                    cwd=self.root,
-                    env=env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                ),
-            )
-            for args in commands
-        ]
-        done = []
-        for args, proc in running:
-            stdout, stderr = proc.communicate(timeout=120)
-            result = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+        results = run_alembic(self.root, *(["-c", str(self.ini), *args] for args in commands))
+        for args, result in zip(commands, results):
             if check and result.returncode != 0:
                 raise AlembicError(
                     f"alembic {' '.join(args)} exited with {result.returncode}\n"
-                    f"--- stdout\n{stdout}\n--- stderr\n{stderr}"
+                    f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
                 )
-            done.append(result)
-        return done
+        return results
 
     def revision(self, rev_id: str, message: str = "auto") -> Path:
         """``alembic revision --autogenerate``; the path of the new script."""
