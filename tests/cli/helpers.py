@@ -178,14 +178,16 @@ class ForkServer:
         env: dict[str, str],
         timeout: float,
         stdout: str | None = None,
+        program: str = "pgtrigger",
     ) -> Result:
         """Run one command; ``stdout``: a path (a terminal) to write to instead of a file
-        (the result's stdout is then empty)."""
+        (the result's stdout is then empty); ``program``: ``pgtrigger`` or ``alembic``."""
         assert self.proc.stdin is not None
         with tempfile.TemporaryDirectory(prefix="pgtrigger-cli-") as tmp:
             out, err = Path(tmp, "stdout"), Path(tmp, "stderr")
             out.touch()
-            request = {"argv": args, "cwd": str(cwd), "env": env, "stdout": stdout or str(out)}
+            request = {"program": program, "argv": args, "cwd": str(cwd), "env": env}
+            request["stdout"] = stdout or str(out)
             request["stderr"] = str(err)
             self.proc.stdin.write(json.dumps(request).encode() + b"\n")
             self.proc.stdin.flush()
@@ -195,7 +197,7 @@ class ForkServer:
             if ended is None:
                 os.kill(int(started.split()[1]), signal.SIGKILL)
                 self._readline(30)
-                raise subprocess.TimeoutExpired(["pgtrigger", *args], timeout)
+                raise subprocess.TimeoutExpired([program, *args], timeout)
             assert ended.startswith("exit "), ended
             return Result(args, int(ended.split()[1]), out.read_text(), err.read_text())
 
