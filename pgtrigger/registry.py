@@ -169,6 +169,13 @@ def registered(*uris: str) -> list[tuple[Any, Trigger]]:
     return [_lookup(uri) for uri in uris]
 
 
+def entries(*uris: str) -> list[tuple[str, Any, Trigger]]:
+    """(uri, model, trigger) for the URIs given (unknown ones raise), or for every one."""
+    if not uris:
+        return [(uri, model, trigger) for uri, (model, trigger) in _registry.items()]
+    return [(uri, *_lookup(uri)) for uri in uris]
+
+
 def pgid_of(uri: str) -> str:
     """The pgid of a registered trigger, as its ``get_pgid`` computes it now."""
     model, trigger = _lookup(uri)

@@ -75,15 +75,9 @@ def allow_migrate(model: Any, database: str | None = None) -> bool:
 
 def django_triggers(*uris: str) -> list[tuple[str, Any, Any]]:
     """(uri, model, trigger) for Django models: the URIs given, or all of them."""
-    pairs = (
-        [(uri, *registry.registered(uri)[0]) for uri in uris]
-        if uris
-        else [
-            (uri, model, trigger)
-            for uri, (model, trigger) in zip(registry.uris(), registry.registered())
-        ]
-    )
-    return [(uri, model, trigger) for uri, model, trigger in pairs if _is_model(model)]
+    return [
+        (uri, model, trigger) for uri, model, trigger in registry.entries(*uris) if _is_model(model)
+    ]
 
 
 def _is_model(model: Any) -> bool:

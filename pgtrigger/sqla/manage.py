@@ -77,15 +77,11 @@ def _pairs(uris: Sequence[str], tables: list[Table] | None) -> list[tuple[str, T
         for uri in uris:
             registry.registered(uri)  # an unknown URI: LookupError naming the closest ones
         return [(uri, *own[uri]) for uri in uris if uri in own]
-    pairs = (
-        [(uri, *registry.registered(uri)[0]) for uri in uris]
-        if uris
-        else [
-            (uri, model, trigger)
-            for uri, (model, trigger) in zip(registry.uris(), registry.registered())
-        ]
-    )
-    return [(uri, model, trigger) for uri, model, trigger in pairs if isinstance(model, Table)]
+    return [
+        (uri, model, trigger)
+        for uri, model, trigger in registry.entries(*uris)
+        if isinstance(model, Table)
+    ]
 
 
 def targets(
