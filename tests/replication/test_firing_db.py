@@ -9,9 +9,6 @@ SQLAlchemy declarations (``tests.replication.models``) through the public entry 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +20,7 @@ import pgtrigger.sqla
 from pgtrigger import engine as core
 from pgtrigger.sqla.declare import triggers_of
 from pgtrigger.sqla.executor import ConnectionExecutor
+from tests.cli.helpers import Result, run
 from tests.replication.models import FIRINGS, item, metadata
 from tests.sqla.helpers import created
 
@@ -163,23 +161,16 @@ def item_pgid(name: str) -> str:
     return next(t.get_pgid(item) for t in triggers_of(item) if t.name == name)
 
 
-def cli(database: object, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(database: object, *args: str) -> Result:
     """``pgtrigger <args> --target tests.replication.models:metadata`` in a process of its
-    own (trigger URIs are registered once per process)."""
+    own (trigger URIs are registered once per process), forked by the CLI tests' launcher."""
     url = database.sqlalchemy_url()  # type: ignore[attr-defined]
-    return subprocess.run(
-        [sys.executable, "-m", "pgtrigger.cli", *args, "--target", TARGET, "--url", url],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
+    return run(ROOT, *args, "--target", TARGET, "--url", url, env={"NO_COLOR": "1"}, timeout=120)
 
 
 def test_cli_ls_and_check_show_the_firing(installed: Engine, database: object) -> None:
     listed = cli(database, "ls", *URIS)
-    assert listed.returncode == 0, listed.stderr
+    assert listed.code == 0, listed.stderr
     lines = [line.split() for line in listed.stdout.splitlines()]
     assert lines[0] == ["STATUS", "ENABLED", "URI", "SCHEMA", "PGID"]
     assert {line[2]: line[1] for line in lines[1:]} == {
@@ -197,17 +188,17 @@ def test_cli_ls_and_check_show_the_firing(installed: Engine, database: object) -
     }
     # As declared (one of them declared disabled): check is happy.
     checked = cli(database, "check", *URIS)
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.code == 0, checked.stdout + checked.stderr
 
     # Switched on by hand, the declared-disabled one is reported; enable/disable are per URI.
-    assert cli(database, "enable", "repl_item:disabled_log").returncode == 0
+    assert cli(database, "enable", "repl_item:disabled_log").code == 0
     assert tgenabled(installed)["disabled_log"] == "O"
     checked = cli(database, "check", *URIS, "--format", "json")
-    assert checked.returncode == 1
+    assert checked.code == 1
     drift = json.loads(checked.stdout)["drift"]
     assert [(row["uri"], row["status"], row["firing"]) for row in drift] == [
         ("repl_item:disabled_log", "INSTALLED", "ORIGIN")
     ]
-    assert cli(database, "disable", "repl_item:always_log").returncode == 0
-    assert cli(database, "enable", "repl_item:always_log").returncode == 0
+    assert cli(database, "disable", "repl_item:always_log").code == 0
+    assert cli(database, "enable", "repl_item:always_log").code == 0
     assert tgenabled(installed)["always_log"] == "A"
