@@ -34,8 +34,12 @@ Databases (created by the harness with unique names, dropped afterwards):
 from __future__ import annotations
 
 import contextlib
+import importlib
+import sys
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import django
 import pytest
@@ -207,3 +211,19 @@ def fresh_db(
         yield fresh
     finally:
         close_connections()
+
+
+@pytest.fixture
+def scratch_migrations(tmp_path: Path) -> Iterator[str]:
+    """A package on sys.path where MIGRATION_MODULES can point makemigrations."""
+    package = f"pgtrigger_scratch_{uuid.uuid4().hex[:8]}"
+    (tmp_path / package).mkdir()
+    (tmp_path / package / "__init__.py").write_text("")
+    sys.path.insert(0, str(tmp_path))
+    importlib.invalidate_caches()
+    try:
+        yield package
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [m for m in sys.modules if m == package or m.startswith(f"{package}.")]:
+            del sys.modules[name]

@@ -4,12 +4,7 @@ replication proof is ``tests/replication/test_logical_replication.py``."""
 
 from __future__ import annotations
 
-import importlib
 import io
-import sys
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -23,22 +18,6 @@ from tests.django.migapp.models import Measure
 from tests.django.test_migrations import generate, migrate, trigger_ops
 
 
-@pytest.fixture
-def scratch(tmp_path: Path) -> Iterator[str]:
-    """A package on sys.path where MIGRATION_MODULES can point makemigrations."""
-    package = f"pgtrigger_firing_{uuid.uuid4().hex[:8]}"
-    (tmp_path / package).mkdir()
-    (tmp_path / package / "__init__.py").write_text("")
-    sys.path.insert(0, str(tmp_path))
-    importlib.invalidate_caches()
-    try:
-        yield package
-    finally:
-        sys.path.remove(str(tmp_path))
-        for name in [m for m in sys.modules if m == package or m.startswith(f"{package}.")]:
-            del sys.modules[name]
-
-
 def firing_of(prefix: str) -> str:
     rows = fetch("SELECT tgenabled::text FROM pg_trigger WHERE tgname LIKE %s", [prefix + "%"])
     assert len(rows) == 1, rows
@@ -46,10 +25,10 @@ def firing_of(prefix: str) -> str:
 
 
 def test_makemigrations_and_migrate_follow_firing(
-    fresh_db: object, scratch: str, monkeypatch: pytest.MonkeyPatch
+    fresh_db: object, scratch_migrations: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with override_settings(MIGRATION_MODULES={"migapp": f"{scratch}.migapp"}):
-        generate(scratch, "migapp")
+    with override_settings(MIGRATION_MODULES={"migapp": f"{scratch_migrations}.migapp"}):
+        generate(scratch_migrations, "migapp")
         migrate("migapp")
         before = installed_triggers()
         assert firing_of("pgtrigger_protect_negative_") == "O"
@@ -66,7 +45,7 @@ def test_makemigrations_and_migrate_follow_firing(
         monkeypatch.setattr(Measure._meta, "triggers", triggers)
         monkeypatch.setitem(Measure._meta.original_attrs, "triggers", triggers)
 
-        written = generate(scratch, "migapp", name="always")
+        written = generate(scratch_migrations, "migapp", name="always")
         module = written["migapp.0002_always"]
         assert sorted(op[:3] for op in trigger_ops(module)) == [
             ("add", "measure", "protect_negative"),

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import importlib
 import io
-import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -110,22 +107,6 @@ def test_disabled_trigger_stays_disabled_across_a_type_change(fresh_db: object) 
 
 
 # -- makemigrations into a temporary migrations package ---------------------------------------
-
-
-@pytest.fixture
-def scratch_migrations(tmp_path: Path) -> Iterator[str]:
-    """A package on sys.path where MIGRATION_MODULES can point makemigrations."""
-    package = f"pgtrigger_scratch_{uuid.uuid4().hex[:8]}"
-    (tmp_path / package).mkdir()
-    (tmp_path / package / "__init__.py").write_text("")
-    sys.path.insert(0, str(tmp_path))
-    importlib.invalidate_caches()
-    try:
-        yield package
-    finally:
-        sys.path.remove(str(tmp_path))
-        for name in [m for m in sys.modules if m == package or m.startswith(f"{package}.")]:
-            del sys.modules[name]
 
 
 def generate(package: str, *app_labels: str, name: str | None = None) -> dict[str, ModuleType]:

@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import importlib
 import io
-import sys
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from django.apps import apps
@@ -66,21 +62,6 @@ def test_triggers_are_registered_and_installed(db: object) -> None:
     with pgtrigger.ignore("historyapp.Thing:insert_insert"):
         Thing.objects.create(name="untracked")
     assert events() == []
-
-
-@pytest.fixture
-def scratch_migrations(tmp_path: Path) -> Iterator[str]:
-    package = f"pgtrigger_scratch_{uuid.uuid4().hex[:8]}"
-    (tmp_path / package).mkdir()
-    (tmp_path / package / "__init__.py").write_text("")
-    sys.path.insert(0, str(tmp_path))
-    importlib.invalidate_caches()
-    try:
-        yield package
-    finally:
-        sys.path.remove(str(tmp_path))
-        for name in [m for m in sys.modules if m == package or m.startswith(f"{package}.")]:
-            del sys.modules[name]
 
 
 def test_migrations_generate_and_apply(fresh_db: object, scratch_migrations: str) -> None:
