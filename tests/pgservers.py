@@ -93,6 +93,11 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 from pytest_postgresql import factories
 
+from tests.session_report import Line, record
+
+#: Loaded with this plugin: the end-of-session summary, under pytest-xdist too.
+pytest_plugins = ["tests.session_report"]
+
 SERVICE = "service"
 EMBEDDED = "embedded"
 ALL_SERVERS: tuple[str, ...] = (SERVICE, EMBEDDED)
@@ -431,9 +436,14 @@ class SessionDir:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def open_to_server_user(path: Path) -> None:
-    """Let the embedded server's user pass through ``path`` (pytest makes it ``0700``)."""
-    path.chmod(path.stat().st_mode | 0o011)
+def open_to_server_user(config: pytest.Config) -> None:
+    """Let the embedded server's user pass through pytest's temporary directory for the
+    session (pytest makes it ``0700``) to the cluster inside; under pytest-xdist through the
+    controller's too, which holds the worker's (``<controller's>/popen-gwN``)."""
+    basetemp = config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    chain = [basetemp, basetemp.parent] if hasattr(config, "workerinput") else [basetemp]
+    for directory in chain:
+        directory.chmod(directory.stat().st_mode | 0o011)
 
 
 # -------------------------------------------------------------------------------------------
@@ -666,7 +676,7 @@ class ServerPool:
     def _bring_up(self, name: str, request: pytest.FixtureRequest) -> PgServer:
         """Get the server's pytest-postgresql fixture; tag its template with our owner."""
         if name == EMBEDDED:
-            open_to_server_user(request.getfixturevalue("tmp_path_factory").getbasetemp())
+            open_to_server_user(request.config)
         executor = request.getfixturevalue(FIXTURES[name])
         if name == SERVICE:
             dsn = self.settings.service_dsn
@@ -869,7 +879,8 @@ def _describe(pool: ServerPool, name: str) -> str:
 
 @pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Iterator[None]:
-    """After every fixture is torn down: leak check of what is still held; fail on leaks."""
+    """After every fixture is torn down: leak check of what is still held; fail on leaks;
+    the summary section (tests/session_report.py: under xdist it goes to the controller)."""
     try:
         return (yield)
     finally:
@@ -877,41 +888,35 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Iterator[N
         pool.finish()
         if pool.leaked and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if pool.probed:
+            leaked = sum(len(names) for names in pool.leaked.values())
+            failure = f"{leaked} leaked test database(s)" if leaked else None
+            record(session.config, "pgtrigger test servers", _summary(pool), failure=failure)
 
 
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    pool = pool_of(config)
-    if not pool.probed:
-        return
-    terminalreporter.section("pgtrigger test servers")
-    for name in pool.settings.selected:
-        terminalreporter.write_line(_describe(pool, name))
+def _summary(pool: ServerPool) -> list[Line]:
+    lines = [Line(_describe(pool, name)) for name in pool.settings.selected]
     unavailable = [n for n in pool.settings.selected if n in pool.errors]
     if unavailable and pool.available:
         ran_on = ", ".join(n for n in pool.started if n not in pool.errors) or "no server"
-        terminalreporter.write_sep(
-            "!",
+        text = (
             f"WARNING: tests ran on {ran_on} ONLY; "
-            f"{', '.join(LABELS[n] for n in unavailable)} unavailable (see above)",
-            red=True,
-            bold=True,
+            f"{', '.join(LABELS[n] for n in unavailable)} unavailable (see above)"
         )
+        lines.append(Line(text, sep="!", markup={"red": True, "bold": True}))
     for name, names in pool.reaped.items():
         if names:
-            terminalreporter.write_line(
-                f"{LABELS[name]}: dropped {len(names)} database(s) left by dead test sessions",
-                yellow=True,
-            )
+            text = f"{LABELS[name]}: dropped {len(names)} database(s) left by dead test sessions"
+            lines.append(Line(text, markup={"yellow": True}))
     for error in pool.drop_errors:
-        terminalreporter.write_line(f"failed to drop a test database: {error}", red=True)
+        lines.append(Line(f"failed to drop a test database: {error}", markup={"red": True}))
     for name, names in pool.leaked.items():
-        terminalreporter.write_sep(
-            "!",
+        text = (
             f"LEAKED {len(names)} test database(s) on {LABELS[name]} (dropped now): "
-            + ", ".join(names),
-            red=True,
-            bold=True,
+            + ", ".join(names)
         )
+        lines.append(Line(text, sep="!", markup={"red": True, "bold": True}))
+    return lines
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -23,6 +23,7 @@ from tests.pgservers import (
     FIXTURES,
     OWNER_TAG,
     SERVICE,
+    SESSION_DIR_PREFIX,
     Connection,
     DatabaseDSN,
     PgServer,
@@ -31,6 +32,7 @@ from tests.pgservers import (
     _reap_stale_databases,
     _reap_stale_session_dirs,
     _url,
+    open_to_server_user,
     pool_of,
 )
 
@@ -216,11 +218,19 @@ def test_embedded_server_runs_on_the_session_directory(
         pytest.skip("the embedded server only")
     executor = request.getfixturevalue(FIXTURES[EMBEDDED])
     session_dir = pool_of(request.config).session_dir
-    if session_dir is None:
+    basetemp = tmp_path_factory.getbasetemp()
+    if session_dir is not None:
+        root, owner = session_dir.root, os.getpid()
+        assert basetemp == session_dir.basetemp.resolve()
+    elif hasattr(request.config, "workerinput"):
+        # A pytest-xdist worker: the controller made the session directory and owns it.
+        root = next(p for p in basetemp.parents if p.name.startswith(SESSION_DIR_PREFIX))
+        owner = os.getppid()
+        assert basetemp == root / "tmp" / f"popen-{request.config.workerinput['workerid']}"
+    else:
         pytest.skip("--basetemp was given: the cluster is where it says")
-    assert tmp_path_factory.getbasetemp() == session_dir.basetemp.resolve()
-    assert Path(executor.datadir).is_relative_to(session_dir.root)
-    assert (session_dir.root / "owner.pid").read_text() == str(os.getpid())
+    assert Path(executor.datadir).is_relative_to(root)
+    assert (root / "owner.pid").read_text() == str(owner)
 
 
 def test_embedded_server_settings(pg_server: PgServer) -> None:
@@ -281,16 +291,20 @@ def test_reaps_session_directories_of_dead_sessions(tmp_path: Path) -> None:
     assert alive.exists() and stranger.exists()
 
 
+Session = Callable[..., pytest.RunResult]
+
+
 @pytest.fixture
 def session(
+    request: pytest.FixtureRequest,
     pytester: pytest.Pytester,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Callable[[dict[str, str], str], pytest.RunResult]:
-    """``session(env, test_source)`` runs a small pytest session with the harness, in a
-    process of its own (its own token, servers and databases)."""
+) -> Session:
+    """``session(env, test_source, *pytest_args)`` runs a small pytest session with the
+    harness, in a process of its own (its own token, servers and databases)."""
 
-    def run(env: dict[str, str], test: str) -> pytest.RunResult:
+    def run(env: dict[str, str], test: str, *args: str) -> pytest.RunResult:
         pytester.makeconftest('pytest_plugins = ["tests.pgservers"]')
         pytester.makepyfile(test)
         for name in (
@@ -305,16 +319,16 @@ def session(
             monkeypatch.setenv(name, value)
         # pytester's own --basetemp is inside this test's tmp_path, private to us; the
         # embedded server's user must reach its own, so the session gets one it can.
+        open_to_server_user(request.config)  # the path to the inner session's goes through ours
         basetemp = tmp_path_factory.mktemp("inner-session")
         basetemp.chmod(0o711)
         return pytester.runpytest_subprocess(
-            "-p", "no:django", "-p", "no:cacheprovider", f"--basetemp={basetemp / 'tmp'}"
+            "-p", "no:django", "-p", "no:cacheprovider", f"--basetemp={basetemp / 'tmp'}", *args
         )
 
     return run
 
 
-Session = Callable[[dict[str, str], str], pytest.RunResult]
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/postgres"
 DB_TEST = """
 def test_db(database):
@@ -357,4 +371,32 @@ def test_leak(pg_server, request):
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
         ["*LEAKED 1 test database(s) on pg-service (dropped now): *_leaked*"]
+    )
+
+
+def test_under_xdist_each_worker_reports_and_a_leak_fails_the_run(session: Session) -> None:
+    """A worker's summary and leak check reach the controller (tests/session_report.py); each
+    worker has its own embedded server in the controller's session directory."""
+    tests = """
+from tests.pgservers import pool_of
+from psycopg import sql
+
+def test_leak(pg_server, request):
+    if pg_server.name == "service":
+        name = pool_of(request.config).database_prefix + "leaked"
+        with pg_server.connect(autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+def test_other(pg_server):
+    pass
+"""
+    result = session({}, tests, "-n", "2", "--dist", "load")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(
+        [
+            "*= pgtrigger test servers =*",
+            "[[]gw?[]] pg-*: PostgreSQL * (*, ready in *",
+            "*[[]gw?[]] LEAKED 1 test database(s) on pg-service (dropped now): *_leaked*",
+        ]
     )

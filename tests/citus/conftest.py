@@ -30,6 +30,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from tests.session_report import Line, record
+
 ROOT = Path(__file__).resolve().parents[2]
 CANDIDATES = tuple(
     Path(p)
@@ -168,12 +170,10 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         _skipped["count"] += 1
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
+def pytest_sessionfinish(session: pytest.Session) -> None:
     if _skipped["reason"]:
-        terminalreporter.section("Citus", sep="!", red=True, bold=True)
-        terminalreporter.line(
+        text = (
             f"SKIPPED {_skipped['count']} Citus test(s): no Citus cluster"
-            f" ({_skipped['reason']}). Under CI (CI=true) this fails instead.",
-            red=True,
-            bold=True,
+            f" ({_skipped['reason']}). Under CI (CI=true) this fails instead."
         )
+        record(session.config, "Citus", [Line(text, markup={"red": True, "bold": True})])

@@ -5,7 +5,6 @@ next to other libraries' execute wrappers (django-pghistory's ``pghistory.contex
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import io
 import threading
@@ -22,7 +21,7 @@ from django.test.utils import override_settings
 
 import pgtrigger
 from pgtrigger import registry
-from tests.django.helpers import blocked, close_connections, fetch, manage, statuses
+from tests.django.helpers import blocked, close_connections, fetch, manage, run_async, statuses
 from tests.django.testapp import models
 
 ROWS = "testapp.ProtectedRow:protect_delete"
@@ -500,5 +499,5 @@ def test_pghistory_context_and_ignore_async(live_db: object) -> None:
                 assert (await models.ProtectedRow.objects.filter(pk=pk).adelete())[0] == 1
         await sync_to_async(_assert_wrappers_and_ignore)(["pghistory"])
 
-    asyncio.run(main())
+    run_async(main())
     assert _history_contexts() == [{"who": "bob"}]

@@ -1,6 +1,7 @@
 """The README's install blocks, run as written in fresh copies of the checkout, on threads
 started as soon as the session has collected the tests that need them (tests/docs/conftest.py):
-pip mostly waits on the network, so the installs cost the suite little while other tests run."""
+pip mostly waits on the network, so the installs cost the suite little while other tests run.
+Under pytest-xdist one worker installs for all."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from tests.docs import pageblocks
 
@@ -71,43 +75,79 @@ class Installed:
 
 
 class Background:
-    """The README's two install blocks, each in a fresh copy of the checkout, on threads."""
+    """The README's two install blocks, each in a fresh copy of the checkout under ``base``.
+
+    One process runs them (on threads) and writes ``<name>.result`` beside each copy when its
+    block is done ("ok", or the failure); under pytest-xdist every worker calls
+    :func:`start_installs` with the same ``base``, the first to create it runs the installs and
+    the others read the result files."""
 
     def __init__(self, base: Path) -> None:
-        self.results: dict[str, Installed | BaseException] = {}
+        try:
+            base.mkdir(parents=True)
+        except FileExistsError:
+            self.base, self.threads = base, []  # another worker installs
+            return
+        self.base = base
         self.threads = [
-            threading.Thread(target=self._install, args=(name, block, base), daemon=True)
-            for name, block in zip(("checkout", "wheel"), README_INSTALLS, strict=True)
+            threading.Thread(target=self._install, args=(name, block), daemon=True)
+            for name, block in zip(INSTALL_NAMES, README_INSTALLS, strict=True)
         ]
         for thread in self.threads:
             thread.start()
 
-    def _install(self, name: str, block: str, base: Path) -> None:
+    def _install(self, name: str, block: str) -> None:
         try:
-            checkout = fresh_copy(base / f"install-from-{name}")
+            checkout = fresh_copy(self.base / f"install-from-{name}")
             run_install_block(checkout, block)
-            self.results[name] = Installed(checkout)
+            outcome = "ok"
         except BaseException as exc:
-            self.results[name] = exc
+            outcome = f"{type(exc).__name__}: {exc}"
+        partial = self.base / f"{name}.result.partial"
+        partial.write_text(outcome)
+        partial.rename(self.base / f"{name}.result")
 
-    def wait(self) -> dict[str, Installed]:
+    def finish(self) -> None:
+        """Let the installs this process runs end (a worker that exits first kills them)."""
         for thread in self.threads:
             thread.join()
+
+    def wait(self, timeout: float = 1800) -> dict[str, Installed]:
+        self.finish()
+        deadline = time.monotonic() + timeout
         made = {}
-        for name, result in self.results.items():
-            if isinstance(result, BaseException):
-                raise result
-            made[name] = result
+        for name in INSTALL_NAMES:
+            result = self.base / f"{name}.result"
+            while not result.exists():
+                assert time.monotonic() < deadline, f"no {result} after {timeout} s"
+                time.sleep(0.2)
+            outcome = result.read_text()
+            assert outcome == "ok", f"installing from the {name} failed: {outcome}"
+            made[name] = Installed(self.base / f"install-from-{name}")
         return made
 
 
+INSTALL_NAMES = ("checkout", "wheel")
 _background: Background | None = None
 
 
-def start_installs(base: Path) -> None:
+def installs_dir(config: pytest.Config) -> Path:
+    """Where the installs go: one directory for the whole run, xdist workers included (a
+    worker's temporary directory is ``popen-gwN`` inside the controller's)."""
+    basetemp = config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    shared = basetemp.parent if hasattr(config, "workerinput") else basetemp
+    return shared / "readme-installs"
+
+
+def start_installs(config: pytest.Config) -> None:
     global _background
     if _background is None:
-        _background = Background(base)
+        _background = Background(installs_dir(config))
+
+
+def finish_installs() -> None:
+    if _background is not None:
+        _background.finish()
 
 
 def state() -> Background:

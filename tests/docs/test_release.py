@@ -57,8 +57,8 @@ def test_the_documentation_site_builds_strictly(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def installs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Installed]]:
-    start_installs(tmp_path_factory.mktemp("installs"))  # already started, unless run alone
+def installs(request: pytest.FixtureRequest) -> Iterator[dict[str, Installed]]:
+    start_installs(request.config)  # already started, unless run alone
     made = install_state().wait()
     yield made
     for installed in made.values():

@@ -481,12 +481,10 @@ restartable_postgresql_proc = factories.postgresql_proc(
 
 
 @pytest.fixture
-def private_server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Any, str]:
+def private_server(request: pytest.FixtureRequest) -> tuple[Any, str]:
     """A dedicated embedded PostgreSQL (pytest-postgresql's executor) and its DSN."""
     try:
-        open_to_server_user(tmp_path_factory.getbasetemp())
+        open_to_server_user(request.config)
         executor = request.getfixturevalue("restartable_postgresql_proc")
     except Exception as exc:
         reason = f"embedded PostgreSQL unavailable: {type(exc).__name__}: {exc}"

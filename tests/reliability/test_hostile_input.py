@@ -56,6 +56,7 @@ from pgtrigger import registry, sqltext
 from pgtrigger.errors import CompileError, DefinitionError
 from pgtrigger.sqla.executor import ConnectionExecutor
 from pgtrigger.table import TableDescription
+from tests.session_report import Line, record
 
 # -------------------------------------------------------------------------------------------
 # Budget
@@ -125,14 +126,12 @@ def tally(test: str, server: str = "no server") -> Tally:
 
 
 class _FiguresReport:
-    """Prints every property's figures at the end of the session."""
+    """Puts every property's figures in the end-of-session summary."""
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not TALLIES:
-            return
-        terminalreporter.section("hostile input figures")
-        for key in sorted(TALLIES):
-            terminalreporter.write_line(TALLIES[key].line(key))
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if TALLIES:
+            lines = [Line(TALLIES[key].line(key)) for key in sorted(TALLIES)]
+            record(session.config, "hostile input figures", lines)
 
 
 @pytest.fixture(scope="module", autouse=True)
