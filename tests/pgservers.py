@@ -862,6 +862,21 @@ def pytest_collection_modifyitems(
         items[:] = keep
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config: pytest.Config) -> None:
+    """pytest-xdist controller, before the workers start: when every selected server is
+    required (CI), check them here, so that a missing one stops the run with its reason (the
+    same stop inside a worker shows only as xdist's internal error). Without CI the workers
+    decide, as a single process does."""
+    pool = pool_of(config)
+    if not pool.settings.required:
+        return
+    pool.probe()
+    fatal = pool.fatal_message()
+    if fatal is not None:
+        pytest.exit(fatal, returncode=pytest.ExitCode.INTERNAL_ERROR)
+
+
 def _describe(pool: ServerPool, name: str) -> str:
     fixture = FIXTURES[name]
     if name in pool.started:

@@ -351,6 +351,14 @@ def test_ci_stops_the_session_before_any_test(session: Session) -> None:
     assert "test_x" not in result.stdout.str() and " passed" not in result.stdout.str()
 
 
+def test_ci_under_xdist_stops_before_the_workers_start(session: Session) -> None:
+    env = {"CI": "true", "PGTRIGGER_TEST_DSN": UNREACHABLE, "PGTRIGGER_TEST_SERVERS": "service"}
+    result = session(env, DB_TEST, "-n", "2")
+    assert result.ret == pytest.ExitCode.INTERNAL_ERROR
+    result.stdout.fnmatch_lines(["*pg-service unavailable: *", "*is required (CI=true)*"])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+
+
 def test_unavailable_server_is_deselected_loudly(session: Session) -> None:
     result = session({"PGTRIGGER_TEST_DSN": UNREACHABLE}, DB_TEST)
     result.assert_outcomes(passed=1, deselected=1)
