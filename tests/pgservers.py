@@ -61,6 +61,11 @@ What test processes that died (killed, timed out) left is cleaned when the next 
 starts: their embedded server is stopped and its directory deleted, their databases (tagged
 with the owner's host and pid) are dropped.
 
+Under pytest-xdist (``-n 2``, as a full ``scripts/test`` runs) each worker is a session of its
+own (token, embedded server, databases, leak check) inside the controller's session directory;
+the end-of-session summary reaches the controller through tests/session_report.py, and with
+every server required the controller checks them before any worker starts.
+
 Marker: ``@pytest.mark.pg_min_version(14)`` skips a test on servers older than PostgreSQL 14.
 """
 
