@@ -61,8 +61,9 @@ def installs(request: pytest.FixtureRequest) -> Iterator[dict[str, Installed]]:
     start_installs(request.config)  # already started, unless run alone
     made = install_state().wait()
     yield made
-    for installed in made.values():
-        shutil.rmtree(installed.checkout, ignore_errors=True)
+    if not hasattr(request.config, "workerinput"):  # other xdist workers may still use them
+        for installed in made.values():
+            shutil.rmtree(installed.checkout, ignore_errors=True)
 
 
 @pytest.mark.parametrize("how", ["checkout", "wheel"])
