@@ -36,9 +36,6 @@ from tests.citus.helpers import (
 
 INSTALLED, UNINSTALLED, OUTDATED = engine.INSTALLED, engine.UNINSTALLED, engine.OUTDATED
 
-#: Under pytest-xdist (--dist loadgroup) these tests share one worker, so one cluster starts.
-pytestmark = pytest.mark.xdist_group("citus")
-
 
 @pytest.fixture(params=DRIVERS)
 def db(request: pytest.FixtureRequest, citus_cluster: Cluster) -> Db:
