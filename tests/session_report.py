@@ -16,6 +16,7 @@ loads it as a plugin).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -81,10 +82,14 @@ class SessionReport:
         """Controller: a worker finished; keep what it recorded."""
         self.merge_worker(str(node.gateway.id), getattr(node, "workeroutput", None) or {})
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self.worker_id is None and self.failures and session.exitstatus == pytest.ExitCode.OK:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> Iterator[None]:
+        """Outermost: after every other finish hook has recorded, fail on any failure."""
+        try:
+            return (yield)
+        finally:
+            if self.failures and session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         for title, by_source in self.sections.items():
